@@ -1,0 +1,79 @@
+"""A LightningDataModule that serves one part of a membership split."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ganleaks.data.sample_set import SampleSet
+from ganleaks.data.split import PARTS, MembershipSplit
+
+
+class IdDataset(Dataset):
+    """``(x, id)`` pairs of a ``SampleSet``."""
+
+    def __init__(self, sample_set: SampleSet) -> None:
+        self.sample_set = sample_set
+
+    def __len__(self) -> int:
+        return len(self.sample_set)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sample_set.data[index], self.sample_set.ids[index]
+
+
+class MembershipDataModule(pl.LightningDataModule):
+    """Serves the ``part`` of ``split`` that a model trains on; batches are ``(x, ids)``.
+
+    Args:
+        sample_set: the whole source.
+        split: its membership split.
+        part: ``"members"`` for a victim, ``"reference"`` for a calibration reference model.
+        batch_size: training batch size.
+        num_workers: DataLoader workers (0 keeps everything in-process; the data is in memory).
+        seed: seeds the training shuffle.
+    """
+
+    def __init__(self, sample_set: SampleSet, split: MembershipSplit, part: str = "members",
+                 batch_size: int = 64, num_workers: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        if part not in PARTS:
+            raise ValueError(f"data.part must be one of {PARTS}, got {part!r}")
+        self.sample_set = sample_set
+        self.split = split
+        self.part = part
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+        ids = split.ids(part)
+        if len(ids) == 0:
+            raise ValueError(f"the {part!r} part of the split is empty; raise its size in the data config")
+        self.train_dataset = IdDataset(sample_set.select(ids))
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return self.sample_set.shape
+
+    @property
+    def data_kind(self) -> str:
+        return self.sample_set.kind
+
+    @property
+    def num_train_samples(self) -> int:
+        return len(self.train_dataset)
+
+    @property
+    def train_ids(self) -> torch.Tensor:
+        return self.train_dataset.sample_set.ids
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_dataset,
+            batch_size=min(self.batch_size, len(self.train_dataset)),
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed),
+            persistent_workers=self.num_workers > 0,
+        )

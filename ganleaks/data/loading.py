@@ -1,0 +1,67 @@
+"""Build a data source and its membership split from a composed ``data`` config."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from ganleaks.data.sample_set import SampleSet
+from ganleaks.data.split import (
+    MANIFEST_NAME,
+    MembershipSplit,
+    atomic_write_text,
+    load_manifest,
+    make_split,
+    save_manifest,
+)
+
+log = logging.getLogger(__name__)
+
+TRAINED_ON_NAME = "trained_on.json"
+
+
+def load_sample_set(data_cfg: DictConfig) -> SampleSet:
+    """Instantiate ``data.source`` and check that it returned a ``SampleSet``."""
+    sample_set = hydra.utils.instantiate(data_cfg.source)
+    if not isinstance(sample_set, SampleSet):
+        raise TypeError(f"data.source must return a SampleSet, got {type(sample_set).__name__}")
+    return sample_set
+
+
+def prepare_split(data_cfg: DictConfig, sample_set: SampleSet, seed: int, run_dir: str | Path) -> MembershipSplit:
+    """Make the split for this run, or reuse the one already in ``run_dir`` (a resumed run).
+
+    A manifest already in ``run_dir`` must match both the data (fingerprint) and the sizes asked
+    for now; otherwise the run folder belongs to another experiment and nothing is overwritten.
+    """
+    run_dir = Path(run_dir)
+    split = make_split(sample_set, data_cfg.train_size, data_cfg.nonmember_size, data_cfg.reference_size, seed)
+    existing = run_dir / MANIFEST_NAME
+    if existing.exists():
+        previous = load_manifest(existing, sample_set)
+        if previous.parts != split.parts:
+            raise ValueError(
+                f"{existing} holds a different split than the one asked for now (sizes or seed changed); "
+                "use another hydra.run.dir or delete that folder to start over"
+            )
+        log.info("reusing the split in %s", existing)
+        return previous
+    save_manifest(split, run_dir)
+    return split
+
+
+def write_trained_on(run_dir: str | Path, part: str, split: MembershipSplit) -> None:
+    """Record which ids a model trained on, so attacks can refuse overlapping references."""
+    atomic_write_text(Path(run_dir) / TRAINED_ON_NAME,
+                      json.dumps({"part": part, "dataset": split.dataset, "ids": split.parts[part]}))
+
+
+def read_trained_on(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / TRAINED_ON_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {run_dir} is not a complete ganleaks training run")
+    return json.loads(path.read_text())
