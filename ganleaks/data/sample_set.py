@@ -21,6 +21,8 @@ class SampleSet:
         kind: ``"image"`` or ``"tabular"``.
         groups: optional ``int64`` tensor ``(N,)`` of group labels (e.g. CelebA identities);
             membership splits never put one group into two parts.
+        labels: optional ``int64`` class labels ``(N,)`` (digits, Fashion-MNIST); never used by
+            training or attacks, only by the sample-quality classifier.
     """
 
     data: Tensor
@@ -28,6 +30,7 @@ class SampleSet:
     name: str
     kind: str
     groups: Tensor | None = None
+    labels: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("image", "tabular"):
@@ -39,8 +42,9 @@ class SampleSet:
             )
         if self.ids.shape != (len(self.data),):
             raise ValueError(f"{self.name}: ids must have shape ({len(self.data)},), got {tuple(self.ids.shape)}")
-        if self.groups is not None and self.groups.shape != self.ids.shape:
-            raise ValueError(f"{self.name}: groups must have one entry per sample")
+        for extra in ("groups", "labels"):
+            if getattr(self, extra) is not None and getattr(self, extra).shape != self.ids.shape:
+                raise ValueError(f"{self.name}: {extra} must have one entry per sample")
         if len(torch.unique(self.ids)) != len(self.ids):
             raise ValueError(f"{self.name}: sample ids are not unique")
         if not torch.isfinite(self.data).all():
@@ -88,4 +92,5 @@ class SampleSet:
             name=self.name,
             kind=self.kind,
             groups=None if self.groups is None else self.groups[pos],
+            labels=None if self.labels is None else self.labels[pos],
         )

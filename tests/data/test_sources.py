@@ -18,6 +18,7 @@ def test_digits_are_real_mnist_padded_to_32():
     digits = load_digits(resolution=32)
     assert digits.data.shape == (5000, 1, 32, 32)
     assert digits.kind == "image"
+    assert set(digits.labels.tolist()) == set(range(10))
     assert torch.equal(digits.ids, torch.arange(5000))
     assert digits.data.min() == -1 and digits.data.max() == 1
     # Padding is background (-1); the digit strokes are in the centre 28x28.
@@ -29,6 +30,7 @@ def test_idx_source_reads_train_then_test(idx_root):
     images = load_idx_images(str(idx_root), dataset="fashion_mnist", resolution=16, download=False)
     assert images.data.shape == (50, 1, 16, 16)
     assert images.ids.tolist() == list(range(50))
+    assert images.labels.tolist() == [i % 10 for i in range(40)] + list(range(10))
     assert -1 <= images.data.min() and images.data.max() <= 1
 
 
