@@ -1,0 +1,222 @@
+"""One membership-inference audit: queries from the victim's manifest -> scores, metrics, plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ganleaks.attacks.calibration import align_by_id, calibrated_loss, check_reference_run
+from ganleaks.attacks.engines import STATUS_NAMES, build_engine
+from ganleaks.attacks.runner import score_queries
+from ganleaks.data.loading import load_sample_set, read_trained_on
+from ganleaks.data.sample_set import SampleSet
+from ganleaks.data.split import atomic_write_text, load_manifest
+from ganleaks.evaluation.metrics import membership_metrics
+from ganleaks.evaluation.plots import plot_roc, save_reconstruction_grid
+from ganleaks.models import load_discriminator, load_generator
+
+log = logging.getLogger(__name__)
+
+SCORES_HEADER = ["id", "member", "victim_loss", "reference_loss", "score", "status"]
+
+
+class AttackConfigError(ValueError):
+    """An attack configuration that cannot work with this victim or data."""
+
+
+def select_queries(manifest, num_queries: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Members and non-members to query, ``num_queries`` of each (default: every non-member).
+
+    Returns:
+        ``ids (2n,)`` sorted, and ``labels (2n,)`` (1 = member).
+    """
+    members, nonmembers = manifest.ids("members"), manifest.ids("nonmembers")
+    if len(nonmembers) == 0:
+        raise AttackConfigError("the victim's split has no non-members to query; train with data.nonmember_size > 0")
+    n = min(len(members), len(nonmembers)) if num_queries is None else int(num_queries)
+    if n < 1 or n > min(len(members), len(nonmembers)):
+        raise AttackConfigError(
+            f"attack.num_queries={num_queries} but the victim's split has {len(members)} members and "
+            f"{len(nonmembers)} non-members; choose 1..{min(len(members), len(nonmembers))} (or null for all)"
+        )
+    rng = torch.Generator().manual_seed(int(seed))
+    chosen_members = members[torch.randperm(len(members), generator=rng)[:n]]
+    chosen_nonmembers = nonmembers[torch.randperm(len(nonmembers), generator=rng)[:n]]
+    ids = torch.cat([chosen_members, chosen_nonmembers])
+    labels = torch.cat([torch.ones(n, dtype=torch.int64), torch.zeros(n, dtype=torch.int64)])
+    order = torch.argsort(ids)
+    return ids[order], labels[order]
+
+
+def _check_victim(run_dir: Path, needs_generator: bool, needs_discriminator: bool) -> None:
+    if not run_dir.is_dir():
+        raise FileNotFoundError(
+            f"victim run folder {run_dir} does not exist. Train it first with the same overrides "
+            "(e.g. `python train.py data.train_size=...`), or point victim.run_dir=PATH at a training run"
+        )
+    for name, needed in (("generator", needs_generator), ("discriminator", needs_discriminator)):
+        if needed and not (run_dir / f"{name}.json").is_file():
+            raise FileNotFoundError(
+                f"{run_dir} has no exported {name} ({name}.json / {name}.safetensors): the training run did not "
+                "finish, or this setting needs a model part the publisher did not release. Re-run the same "
+                "train.py command to finish it"
+            )
+
+
+def _check_model_fits(model: torch.nn.Module, sample_set: SampleSet, run_dir: Path, what: str) -> None:
+    shape = tuple(getattr(model, "data_shape", ()))
+    if shape and shape != tuple(sample_set.shape):
+        raise AttackConfigError(
+            f"the {what} in {run_dir} works on data of shape {shape}, but {sample_set.name} samples have shape "
+            f"{tuple(sample_set.shape)}; attack with the data config (and resolution) the model was trained on"
+        )
+
+
+def _build_distance(cfg: DictConfig, sample_set: SampleSet, setting) -> torch.nn.Module | None:
+    if setting.kind not in ("fullbb", "reconstruction"):
+        return None
+    if sample_set.kind != "image" and cfg.distance.get("lpips_weight", 0):
+        raise AttackConfigError(
+            f"{sample_set.name} is tabular data, where LPIPS does not apply (paper 5.5: lambda_2 = 0); "
+            "use distance=l2"
+        )
+    distance = hydra.utils.instantiate(cfg.distance)
+    if setting.kind == "fullbb":
+        distance.latent_weight = 0.0  # paper 5.5: the sampling process already satisfies z ~ P_z
+    return distance
+
+
+def _engine_for(cfg: DictConfig, run_dir: Path, sample_set: SampleSet, distance, what: str):
+    kind = cfg.setting.kind
+    needs_d = kind == "discriminator"
+    _check_victim(run_dir, not needs_d, needs_d)
+    generator = discriminator = None
+    if needs_d:
+        discriminator = load_discriminator(run_dir)
+        _check_model_fits(discriminator, sample_set, run_dir, f"{what} discriminator")
+    else:
+        generator = load_generator(run_dir)
+        _check_model_fits(generator, sample_set, run_dir, f"{what} generator")
+    return build_engine(cfg.setting, generator, discriminator, distance, cfg.seed)
+
+
+def _trainer_kwargs(cfg: DictConfig) -> dict:
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+              if k in ("accelerator", "devices", "strategy", "num_nodes", "precision")}
+    kwargs.update(logger=False, enable_checkpointing=False, inference_mode=False,
+                  enable_model_summary=False, default_root_dir=None)
+    return kwargs
+
+
+def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
+    """Attack ``cfg.victim.run_dir`` as ``cfg.setting`` says; write the outputs into ``out_dir``."""
+    started = time.time()
+    out_dir = Path(out_dir)
+    victim_dir = Path(cfg.victim.run_dir)
+    kind = cfg.setting.kind
+    _check_victim(victim_dir, kind != "discriminator", kind == "discriminator")
+    sample_set = load_sample_set(cfg.data)
+    manifest = load_manifest(victim_dir, sample_set)
+    trained = read_trained_on(victim_dir)
+    if trained.get("part") != "members":
+        raise AttackConfigError(f"{victim_dir} is a model trained on the {trained.get('part')!r} part, not a victim")
+    ids, labels = select_queries(manifest, cfg.attack.num_queries, cfg.seed)
+    data = sample_set.data[sample_set.positions(ids)]
+    distance = _build_distance(cfg, sample_set, cfg.setting)
+    reference_dir = None
+    if cfg.calibration.enabled:
+        reference_dir = Path(cfg.calibration.reference_run_dir)
+        check_reference_run(reference_dir, ids, sample_set)
+    trainer_kwargs = _trainer_kwargs(cfg)
+
+    victim_engine = _engine_for(cfg, victim_dir, sample_set, distance, "victim")
+    victim = score_queries(victim_engine, data, ids, out_dir / "batches" / "victim", trainer_kwargs,
+                           cfg.attack.batch_size)
+    reference = None
+    if reference_dir is not None:
+        reference_engine = _engine_for(cfg, reference_dir, sample_set, distance, "reference")
+        reference = score_queries(reference_engine, data, ids, out_dir / "batches" / "reference", trainer_kwargs,
+                                  cfg.attack.batch_size)
+
+    if not _is_global_zero(cfg):
+        return {}
+    loss = align_by_id(ids, victim["ids"], victim["loss"])
+    status = align_by_id(ids, victim["ids"], victim["status"])
+    reference_loss = None
+    calibrated = loss
+    if reference is not None:
+        reference_loss = align_by_id(ids, reference["ids"], reference["loss"])
+        status = torch.maximum(status, align_by_id(ids, reference["ids"], reference["status"]))
+        calibrated = calibrated_loss(loss, reference_loss)
+    score = -calibrated
+    metrics = membership_metrics(score, labels)
+    metrics.update(_run_facts(cfg, victim_dir, reference_dir, status, time.time() - started))
+    _write_scores(out_dir / "scores.csv", ids, labels, loss, reference_loss, score, status)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
+    plot_roc(score, labels, out_dir / "roc.png")
+    _save_grid(cfg, out_dir, victim_dir, reference_dir, sample_set, victim, reference, ids, labels)
+    log.info("%s on %s: AUC %.4f, TPR@1%%FPR %.4f (%d members, %d non-members, %d failed) -> %s",
+             cfg.setting.name, victim_dir, metrics["auc"], metrics["tpr_at_fpr_0.01"], metrics["n_members"],
+             metrics["n_nonmembers"], metrics.get("n_failed", 0), out_dir)
+    return metrics
+
+
+def _is_global_zero(cfg: DictConfig) -> bool:
+    import os
+
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
+
+
+def _run_facts(cfg, victim_dir, reference_dir, status, seconds) -> dict:
+    facts = {
+        "setting": cfg.setting.name,
+        "calibration": cfg.calibration.name,
+        "distance": cfg.distance.name,
+        "victim_run_dir": str(victim_dir),
+        "reference_run_dir": None if reference_dir is None else str(reference_dir),
+        "n_failed": int((status != 0).sum()),
+        "seed": int(cfg.seed),
+        "wall_seconds": round(seconds, 2),
+    }
+    privacy = Path(victim_dir) / "privacy.json"
+    if privacy.is_file():
+        facts["epsilon"] = json.loads(privacy.read_text()).get("epsilon")
+    return facts
+
+
+def _fmt(value: float) -> str:
+    return "" if value is None or math.isnan(value) else repr(float(value))
+
+
+def _write_scores(path: Path, ids, labels, loss, reference_loss, score, status) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SCORES_HEADER)
+    for i in range(len(ids)):
+        writer.writerow([int(ids[i]), int(labels[i]), _fmt(loss[i]),
+                         "" if reference_loss is None else _fmt(reference_loss[i]),
+                         _fmt(score[i]), STATUS_NAMES.get(int(status[i]), "failed")])
+    atomic_write_text(path, buffer.getvalue())
+
+
+@torch.no_grad()
+def _save_grid(cfg, out_dir, victim_dir, reference_dir, sample_set, victim, reference, ids, labels) -> None:
+    n = int(cfg.attack.get("save_reconstructions", 8))
+    if n <= 0 or sample_set.kind != "image" or "z" not in victim:
+        return
+    pick = torch.cat([torch.nonzero(labels == 1).flatten()[:n], torch.nonzero(labels == 0).flatten()[:n]])
+    queries = sample_set.data[sample_set.positions(ids[pick])]
+    rows = [load_generator(victim_dir)(align_by_id(ids[pick], victim["ids"], victim["z"]))]
+    if reference is not None and "z" in reference:
+        rows.append(load_generator(reference_dir)(align_by_id(ids[pick], reference["ids"], reference["z"])))
+    save_reconstruction_grid(queries, rows[0], labels[pick], out_dir / "reconstructions.png",
+                             reference_reconstructions=rows[1] if len(rows) > 1 else None)

@@ -1,0 +1,177 @@
+"""Attack engines: one per setting, each scoring a batch of queries against one generative model.
+
+An engine maps queries ``x (B, *shape)`` with ids ``(B,)`` to a per-query loss (lower = more
+likely a member), the latent code of the reconstruction where there is one, and a status. Every
+engine is per-query: a query's result never depends on which other queries share its batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ganleaks.attacks.discriminator_score import discriminator_scores
+from ganleaks.attacks.distances import ReconstructionDistance
+from ganleaks.attacks.montecarlo import MonteCarloAttack
+from ganleaks.attacks.nearest_neighbor import SampleBank, nearest_neighbors
+from ganleaks.attacks.reconstruction import LatentReconstructor
+
+SETTING_KINDS = ("fullbb", "reconstruction", "discriminator", "montecarlo")
+STATUS_OK, STATUS_DIVERGED = 0, 1
+STATUS_NAMES = {STATUS_OK: "ok", STATUS_DIVERGED: "diverged"}
+
+
+@dataclass
+class BatchResult:
+    """Per-query outputs of one batch (all on the CPU).
+
+    Attributes:
+        loss: ``(B,)`` the L2 + LPIPS part of the distance (or -D(x), or -log density); NaN if failed.
+        objective: ``(B,)`` what the search minimised (loss + latent prior), or the loss.
+        z: ``(B, d)`` latent of the reconstruction, or ``None`` (discriminator setting).
+        status: ``(B,)`` int8, ``STATUS_OK`` or ``STATUS_DIVERGED``.
+    """
+
+    loss: Tensor
+    objective: Tensor
+    z: Tensor | None
+    status: Tensor
+
+
+def _status_from(values: Tensor, diverged: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    bad = ~torch.isfinite(values)
+    if diverged is not None:
+        bad = bad | diverged
+    return torch.where(bad, torch.full_like(values, math.nan), values), bad.to(torch.int8)
+
+
+class AttackEngine(nn.Module):
+    """Base class: holds the attacked network(s) as submodules so Lightning moves them to the device."""
+
+    needs_generator = True
+    needs_discriminator = False
+
+    def prepare(self, queries: Tensor) -> None:
+        """Called once with every query before scoring (only the Monte-Carlo baseline needs it)."""
+
+    def score(self, x: Tensor, ids: Tensor) -> BatchResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class FullBlackBoxEngine(AttackEngine):
+    """Paper eq. 5: R(x) = the nearest of k generated samples (L2 search, optional re-rank)."""
+
+    def __init__(self, generator: nn.Module, distance: ReconstructionDistance, k: int, seed: int,
+                 chunk_size: int = 2048, rerank_top: int = 1, cache_bytes: int = 0) -> None:
+        super().__init__()
+        if int(k) < 1:
+            raise ValueError(f"setting.k must be >= 1 (generated samples to search), got {k}")
+        self.generator = generator
+        self.distance = distance
+        self.bank = SampleBank(generator, int(k), seed=int(seed), chunk_size=int(chunk_size),
+                               cache_bytes=int(cache_bytes))
+        self.rerank_top = max(1, int(rerank_top))
+
+    @torch.no_grad()
+    def score(self, x: Tensor, ids: Tensor) -> BatchResult:
+        found = nearest_neighbors(x, self.bank, top_m=self.rerank_top,
+                                  distance=self.distance if self.rerank_top > 1 else None)
+        z = found.z[:, 0]
+        x_hat = self.generator(z)
+        _, loss = self.distance(x, x_hat, None)
+        loss, status = _status_from(loss.float())
+        return BatchResult(loss.cpu(), loss.cpu(), z.cpu(), status.cpu())
+
+
+class ReconstructionEngine(AttackEngine):
+    """Paper eq. 6-7: R(x) = G(z*), z* by batched per-query L-BFGS (white-box) or Powell (partial)."""
+
+    def __init__(self, generator: nn.Module, distance: ReconstructionDistance, optimizer: str, init: str,
+                 seed: int, max_iter: int = 100, restarts: int = 1, nn_k: int = 2048,
+                 chunk_size: int = 2048, cache_bytes: int = 0, optimizer_kwargs: dict | None = None) -> None:
+        super().__init__()
+        if init not in ("zero", "random", "nn"):
+            raise ValueError(f"setting.init must be zero, random or nn, got {init!r}")
+        self.generator = generator
+        self.distance = distance
+        self.seed = int(seed)
+        self.init = init
+        self.reconstructor = LatentReconstructor(generator, distance, optimizer=optimizer, init=init,
+                                                 restarts=int(restarts), max_iter=int(max_iter),
+                                                 optimizer_kwargs=optimizer_kwargs)
+        self.bank = (SampleBank(generator, int(nn_k), seed=int(seed), chunk_size=int(chunk_size),
+                                cache_bytes=int(cache_bytes)) if init == "nn" else None)
+
+    def score(self, x: Tensor, ids: Tensor) -> BatchResult:
+        init_z = None
+        if self.bank is not None:
+            with torch.no_grad():
+                init_z = nearest_neighbors(x, self.bank, top_m=1).z[:, 0]
+        result = self.reconstructor.reconstruct(x, ids, seed=self.seed, init_z=init_z)
+        diverged = torch.tensor([s != "ok" for s in result.status], dtype=torch.bool, device=result.score.device)
+        loss, status = _status_from(result.score.detach().float(), diverged)
+        objective = torch.where(status.bool(), torch.full_like(loss, math.nan), result.objective.detach().float())
+        return BatchResult(loss.cpu(), objective.cpu(), result.z.detach().cpu(), status.cpu())
+
+
+class DiscriminatorEngine(AttackEngine):
+    """LOGAN white-box (paper 4.1): loss = -D(x), so score = D(x)."""
+
+    needs_generator = False
+    needs_discriminator = True
+
+    def __init__(self, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+
+    @torch.no_grad()
+    def score(self, x: Tensor, ids: Tensor) -> BatchResult:
+        loss, status = _status_from(-discriminator_scores(self.discriminator, x).float())
+        return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())
+
+
+class MonteCarloEngine(AttackEngine):
+    """Hilprecht et al.'s baseline: loss = -(fraction of k samples within epsilon of x)."""
+
+    def __init__(self, generator: nn.Module, k: int, seed: int, chunk_size: int = 2048, cache_bytes: int = 0,
+                 epsilon_rule: str = "nearest", quantile: float = 0.5) -> None:
+        super().__init__()
+        if int(k) < 1:
+            raise ValueError(f"setting.k must be >= 1 (generated samples to count), got {k}")
+        self.generator = generator
+        bank = SampleBank(generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(cache_bytes))
+        self.attack = MonteCarloAttack(bank, epsilon_rule=epsilon_rule, quantile=float(quantile))
+
+    @torch.no_grad()
+    def prepare(self, queries: Tensor) -> None:
+        self.attack.fit_epsilon(queries)
+
+    @torch.no_grad()
+    def score(self, x: Tensor, ids: Tensor) -> BatchResult:
+        loss, status = _status_from(-self.attack.score(x).float())
+        return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())
+
+
+def build_engine(setting, generator: nn.Module | None, discriminator: nn.Module | None,
+                 distance: ReconstructionDistance | None, seed: int) -> AttackEngine:
+    """The engine for ``setting`` (a ``conf/setting/*.yaml`` node) over one model."""
+    kind = setting.kind
+    cache_bytes = int(setting.get("bank_cache_mb", 0)) * 2**20
+    if kind == "fullbb":
+        return FullBlackBoxEngine(generator, distance, setting.k, seed, setting.chunk_size,
+                                  setting.get("rerank_top", 1), cache_bytes)
+    if kind == "reconstruction":
+        kwargs = setting.get("optimizer_kwargs")
+        return ReconstructionEngine(generator, distance, setting.optimizer, setting.init, seed,
+                                    setting.max_iter, setting.get("restarts", 1), setting.get("nn_k", 2048),
+                                    setting.get("chunk_size", 2048), cache_bytes,
+                                    None if kwargs is None else dict(kwargs))
+    if kind == "discriminator":
+        return DiscriminatorEngine(discriminator)
+    if kind == "montecarlo":
+        return MonteCarloEngine(generator, setting.k, seed, setting.chunk_size, cache_bytes,
+                                setting.get("epsilon_rule", "nearest"), setting.get("quantile", 0.5))
+    raise ValueError(f"unknown setting kind {kind!r}; choose one of {SETTING_KINDS}")

@@ -1,0 +1,110 @@
+"""Run one attack through a Lightning predict loop, with per-batch results that survive interruption.
+
+Each finished batch is written atomically to ``<out>/batches/<role>/`` keyed by query id, so a
+re-run of the same command scores only the queries that are not done yet. Under DDP every rank
+scores its shard and writes its own batch files; the merge is by id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset
+
+from ganleaks.attacks.engines import AttackEngine, BatchResult
+
+log = logging.getLogger(__name__)
+
+
+class QueryDataset(Dataset):
+    """``(x, id)`` for the queries still to score."""
+
+    def __init__(self, data: torch.Tensor, ids: torch.Tensor) -> None:
+        self.data, self.ids = data, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int):
+        return self.data[index], self.ids[index]
+
+
+class AttackModule(pl.LightningModule):
+    """Scores query batches with an engine and writes each batch's results to ``batch_dir``."""
+
+    def __init__(self, engine: AttackEngine, batch_dir: str | os.PathLike) -> None:
+        super().__init__()
+        self.engine = engine
+        self.batch_dir = Path(batch_dir)
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> int:
+        x, ids = batch
+        with torch.enable_grad():  # white-box reconstruction differentiates through G
+            result = self.engine.score(x, ids)
+        write_batch(self.batch_dir, ids.cpu(), result)
+        return len(ids)
+
+
+def write_batch(batch_dir: Path, ids: torch.Tensor, result: BatchResult) -> Path:
+    """Atomically save one batch's results under a name made of its first id and size."""
+    batch_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {"ids": ids.to(torch.int64), "loss": result.loss, "objective": result.objective,
+               "status": result.status.to(torch.int8)}
+    if result.z is not None:
+        tensors["z"] = result.z
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}  # no shared storage
+    path = batch_dir / f"batch-{int(ids.min()):09d}-{len(ids):05d}-{os.getpid()}.safetensors"
+    handle, tmp = tempfile.mkstemp(dir=batch_dir, prefix=".tmp-", suffix=".safetensors")
+    os.close(handle)
+    try:
+        save_file(tensors, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_batches(batch_dir: Path) -> dict[str, torch.Tensor]:
+    """All finished results in ``batch_dir``, one row per id (sorted by id)."""
+    files = sorted(batch_dir.glob("batch-*.safetensors")) if batch_dir.is_dir() else []
+    if not files:
+        return {"ids": torch.empty(0, dtype=torch.int64)}
+    parts = [load_file(str(f)) for f in files]
+    keys = set.intersection(*(set(p) for p in parts))
+    merged = {k: torch.cat([p[k] for p in parts]) for k in keys}
+    # DDP pads shards by repeating queries: keep one row per id (they are identical by invariance).
+    order = torch.argsort(merged["ids"], stable=True)
+    merged = {k: v[order] for k, v in merged.items()}
+    keep = torch.ones(len(order), dtype=torch.bool)
+    keep[1:] = merged["ids"][1:] != merged["ids"][:-1]
+    return {k: v[keep] for k, v in merged.items()}
+
+
+def score_queries(engine: AttackEngine, data: torch.Tensor, ids: torch.Tensor, batch_dir: Path,
+                  trainer_kwargs: dict, batch_size: int) -> dict[str, torch.Tensor]:
+    """Score every query with ``engine``, skipping ids already in ``batch_dir``; returns rows by id."""
+    done = read_batches(batch_dir)["ids"]
+    todo = ~torch.isin(ids, done)
+    if todo.any():
+        log.info("%s: scoring %d queries (%d already done)", batch_dir.name, int(todo.sum()), len(done))
+        engine.prepare(data)
+        loader = DataLoader(QueryDataset(data[todo], ids[todo]), batch_size=int(batch_size), shuffle=False)
+        trainer = pl.Trainer(**trainer_kwargs)
+        trainer.predict(AttackModule(engine, batch_dir), dataloaders=loader, return_predictions=False)
+        if trainer.world_size > 1:
+            trainer.strategy.barrier()
+    else:
+        log.info("%s: all %d queries already scored", batch_dir.name, len(ids))
+    rows = read_batches(batch_dir)
+    missing = ~torch.isin(ids, rows["ids"])
+    if missing.any():
+        raise RuntimeError(f"{batch_dir}: {int(missing.sum())} queries have no result; re-run to finish them")
+    keep = torch.isin(rows["ids"], ids)
+    return {k: v[keep] for k, v in rows.items()}

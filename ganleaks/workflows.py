@@ -1,0 +1,44 @@
+"""The two workflows behind ``train.py`` and ``attack.py``, callable without Hydra's runtime."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+
+from ganleaks.data import MembershipDataModule
+from ganleaks.data.loading import load_sample_set, prepare_split, write_trained_on
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig, run_dir: str | Path):
+    """Train the model ``cfg`` describes on ``cfg.data.part`` and export it into ``run_dir``.
+
+    Re-running with the same config and ``run_dir`` resumes from the last checkpoint.
+    """
+    from ganleaks.models.training import fit_victim
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True)
+    sample_set = load_sample_set(cfg.data)
+    split = prepare_split(cfg.data, sample_set, cfg.seed, run_dir)
+    write_trained_on(run_dir, cfg.data.part, split)
+    datamodule = MembershipDataModule(sample_set, split, part=cfg.data.part, batch_size=cfg.data.batch_size,
+                                      num_workers=cfg.data.num_workers, seed=cfg.seed)
+    log.info("training %s on %d %s of %s (%s) -> %s", cfg.model.name, datamodule.num_train_samples,
+             cfg.data.part, sample_set.name, "x".join(map(str, sample_set.shape)), run_dir)
+    module = fit_victim(cfg, datamodule, run_dir)
+    log.info("done: %s", run_dir)
+    return module
+
+
+def attack(cfg: DictConfig, out_dir: str | Path) -> dict:
+    """Run the attack ``cfg`` describes against ``cfg.victim.run_dir``; outputs go to ``out_dir``."""
+    from ganleaks.attacks.audit import run_attack
+
+    pl.seed_everything(cfg.seed, workers=True)
+    return run_attack(cfg, Path(out_dir))
