@@ -1,0 +1,60 @@
+"""Shared helpers: compose the real Hydra configs at a tiny scale and train tiny runs once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+# 16x16 digits, a few dozen samples per part, a few optimiser steps.
+TINY = [
+    "data.source.resolution=16",
+    "data.train_size=24",
+    "data.nonmember_size=24",
+    "data.reference_size=48",
+    "data.batch_size=8",
+    "trainer.max_steps=20",
+    "trainer.accelerator=cpu",
+    "++trainer.enable_progress_bar=false",
+]
+FAST_ATTACK = {
+    "fullbb": ["setting.k=256"],
+    "montecarlo": ["setting.k=256"],
+    "whitebox": ["setting.nn_k=128", "setting.max_iter=5"],
+    "partialbb": ["setting.nn_k=128", "setting.max_iter=1"],
+    "discriminator": [],
+}
+
+
+def compose_app(app: str, root: Path | str, overrides: list[str] = ()) -> tuple[DictConfig, Path]:
+    """The config ``app`` ("train" or "attack") would run with, and its run folder.
+
+    The ``hydra`` node is dropped, as in a real run where the app sees the config without it.
+    """
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(config_name=app, overrides=TINY + [f"paths.root={root}", *overrides],
+                      return_hydra_config=True)
+    run_dir = Path(cfg.hydra.run.dir)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, run_dir
+
+
+def attack_overrides(setting: str, calibration: str = "none", extra: list[str] = ()) -> list[str]:
+    return [f"setting={setting}", f"calibration={calibration}", "distance=l2", *FAST_ATTACK[setting], *extra]
+
+
+@pytest.fixture(scope="session")
+def trained_root(tmp_path_factory) -> Path:
+    """A tiny DCGAN victim plus the DCGAN (white-box) and WGAN-GP (black-box) reference models."""
+    from ganleaks.workflows import train
+
+    root = tmp_path_factory.mktemp("runs")
+    for overrides in ([], ["data.part=reference"], ["data.part=reference", "model=wgangp"]):
+        cfg, run_dir = compose_app("train", root, overrides)
+        train(cfg, run_dir)
+    return root

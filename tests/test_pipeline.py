@@ -1,0 +1,120 @@
+"""train.py -> attack.py end to end, at a tiny scale, for every setting with and without calibration."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganleaks.attacks.calibration import ReferenceOverlapError
+from ganleaks.data import load_manifest
+from ganleaks.workflows import attack
+from tests.conftest import attack_overrides, compose_app
+
+REPO = Path(__file__).resolve().parents[1]
+METRIC_KEYS = {"auc", "average_precision", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "tpr_at_fpr_0.1", "accuracy",
+               "n_members", "n_nonmembers"}
+
+
+def read_scores(path: Path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_training_run_folder_holds_the_artifacts(trained_root):
+    run = trained_root / "train/digits/dcgan/n24/seed0"
+    for name in ("manifest.json", "trained_on.json", "generator.safetensors", "generator.json",
+                 "discriminator.safetensors", "discriminator.json", "checkpoints/last.ckpt"):
+        assert (run / name).is_file(), name
+    assert list((run / "samples").glob("*.png"))
+    trained_on = json.loads((run / "trained_on.json").read_text())
+    assert trained_on["part"] == "members" and len(trained_on["ids"]) == 24
+    reference = json.loads((trained_root / "train/digits/wgangp/reference_n48/seed0/trained_on.json").read_text())
+    assert reference["part"] == "reference" and not set(reference["ids"]) & set(trained_on["ids"])
+
+
+@pytest.mark.parametrize("calibration", ["none", "reference"])
+@pytest.mark.parametrize("setting", ["fullbb", "partialbb", "whitebox", "discriminator", "montecarlo"])
+def test_every_setting_writes_the_contract(trained_root, setting, calibration):
+    cfg, out = compose_app("attack", trained_root, attack_overrides(setting, calibration))
+    metrics = attack(cfg, out)
+    assert METRIC_KEYS <= set(metrics) and 0.0 <= metrics["auc"] <= 1.0
+    assert json.loads((out / "metrics.json").read_text())["auc"] == pytest.approx(metrics["auc"])
+    rows = read_scores(out / "scores.csv")
+    assert list(rows[0]) == ["id", "member", "victim_loss", "reference_loss", "score", "status"]
+    manifest = load_manifest(trained_root / "train/digits/dcgan/n24/seed0")
+    members, nonmembers = set(manifest.parts["members"]), set(manifest.parts["nonmembers"])
+    assert len(rows) == 48 and len({r["id"] for r in rows}) == 48
+    for row in rows:
+        sample_id = int(row["id"])
+        assert (sample_id in members) == (row["member"] == "1")
+        assert sample_id in members or sample_id in nonmembers
+        victim = float(row["victim_loss"])
+        if calibration == "none":
+            assert row["reference_loss"] == "" and float(row["score"]) == pytest.approx(-victim)
+        else:
+            assert float(row["score"]) == pytest.approx(-(victim - float(row["reference_loss"])), rel=1e-6, abs=1e-6)
+    assert (out / "roc.png").is_file()
+    assert (out / "reconstructions.png").is_file() == (setting not in ("discriminator", "montecarlo"))
+
+
+def test_scores_do_not_depend_on_batch_composition(trained_root, tmp_path):
+    scores = {}
+    for batch_size in (48, 7):
+        cfg, _ = compose_app("attack", trained_root, attack_overrides("whitebox", extra=[f"attack.batch_size={batch_size}"]))
+        attack(cfg, tmp_path / str(batch_size))
+        scores[batch_size] = {r["id"]: float(r["victim_loss"]) for r in read_scores(tmp_path / str(batch_size) / "scores.csv")}
+    assert scores[48].keys() == scores[7].keys()
+    for sample_id, value in scores[48].items():
+        assert scores[7][sample_id] == pytest.approx(value, rel=1e-4, abs=1e-5)
+
+
+def test_same_seed_same_scores_and_resume_skips_finished_batches(trained_root, tmp_path):
+    cfg, _ = compose_app("attack", trained_root, attack_overrides("whitebox", extra=["attack.batch_size=8"]))
+    attack(cfg, tmp_path / "a")
+    attack(cfg, tmp_path / "b")
+    assert (tmp_path / "a/scores.csv").read_text() == (tmp_path / "b/scores.csv").read_text()
+    # Simulate an interruption: outputs and half of the batches gone; the rest must be reused.
+    batches = sorted((tmp_path / "b/batches/victim").glob("batch-*.safetensors"))
+    kept = {path: path.stat().st_mtime_ns for path in batches[: len(batches) // 2]}
+    for path in batches[len(batches) // 2:]:
+        path.unlink()
+    (tmp_path / "b/scores.csv").unlink()
+    attack(cfg, tmp_path / "b")
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in kept.items())
+    assert (tmp_path / "a/scores.csv").read_text() == (tmp_path / "b/scores.csv").read_text()
+
+
+def test_reference_trained_on_queries_is_refused(trained_root, tmp_path):
+    victim = trained_root / "train/digits/dcgan/n24/seed0"
+    cfg, _ = compose_app("attack", trained_root, attack_overrides(
+        "fullbb", "reference", [f"calibration.reference_run_dir={victim}"]))
+    with pytest.raises(ReferenceOverlapError, match="disjoint"):
+        attack(cfg, tmp_path / "out")
+    assert not (tmp_path / "out" / "scores.csv").exists()
+
+
+def test_missing_victim_says_to_train_first(tmp_path):
+    cfg, _ = compose_app("attack", tmp_path, attack_overrides("fullbb"))
+    with pytest.raises(FileNotFoundError, match="python train.py"):
+        attack(cfg, tmp_path / "out")
+
+
+def test_command_line_quickstart(tmp_path):
+    """The README's two commands, at a tiny scale, through Hydra's real entry points."""
+    tiny = [o for o in __import__("tests.conftest", fromlist=["TINY"]).TINY] + [f"paths.root={tmp_path}"]
+    train = subprocess.run([sys.executable, "train.py", *tiny], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr[-3000:]
+    run = tmp_path / "train/digits/dcgan/n24/seed0"
+    assert (run / ".hydra/config.yaml").is_file() and (run / "generator.safetensors").is_file()
+    result = subprocess.run([sys.executable, "attack.py", *tiny, *attack_overrides("whitebox")], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "AUC" in result.stdout
+    out = tmp_path / "attack/digits/dcgan/n24/seed0/whitebox/none-l2"
+    assert {"scores.csv", "metrics.json", "roc.png", "reconstructions.png"} <= {p.name for p in out.iterdir()}
+    assert (out / ".hydra/config.yaml").is_file()
