@@ -1,0 +1,257 @@
+"""Reconstruction distances of GAN-Leaks (paper eq. 8-10): pixel L2, LPIPS and the latent prior.
+
+All functions return one value per query, shape ``(B,)``. Images are ``float32 (B, C, H, W)`` in
+``[-1, 1]``; tabular rows are ``(B, D)`` in ``[-1, 1]``; latent codes are ``(B, d)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+LPIPS_NETS = ("vgg", "alex")
+INSTALL_COMMAND = "ganleaks-install-lpips-weights"
+
+
+class LPIPSWeightsMissingError(FileNotFoundError):
+    """The torchvision backbone weights that LPIPS needs are not in the torch hub cache."""
+
+
+def squared_l2(x: Tensor, y: Tensor) -> Tensor:
+    """Squared Euclidean distance ``||x - y||_2^2`` per query, summed over all non-batch dims.
+
+    Args:
+        x, y: ``(B, *shape)``, any range (images in ``[-1, 1]``); same shape.
+
+    Returns:
+        ``(B,)``.
+    """
+    if x.shape != y.shape:
+        raise ValueError(f"squared_l2 needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+    return (x - y).pow(2).flatten(1).sum(dim=1)
+
+
+def latent_prior(z: Tensor) -> Tensor:
+    """Latent regulariser ``(||z||_2^2 - dim z)^2`` (paper eq. 10): 0 on the typical set of N(0, I).
+
+    Args:
+        z: ``(B, d)`` latent codes.
+
+    Returns:
+        ``(B,)``.
+    """
+    return (z.pow(2).sum(dim=1) - z.shape[1]).pow(2)
+
+
+def lpips_backbone_file(net: str) -> Path:
+    """Where torchvision looks for the ImageNet backbone of LPIPS ``net`` (``vgg`` or ``alex``)."""
+    from torchvision import models
+
+    weights = {"vgg": models.VGG16_Weights.IMAGENET1K_V1, "alex": models.AlexNet_Weights.IMAGENET1K_V1}
+    if net not in weights:
+        raise ValueError(f"lpips_net must be one of {LPIPS_NETS}, got {net!r}")
+    filename = os.path.basename(urlparse(weights[net].url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def check_lpips_backbone(net: str) -> Path:
+    """Raise :class:`LPIPSWeightsMissingError` unless the backbone file of ``net`` is cached.
+
+    Called before ``lpips.LPIPS`` is built, so that torchvision never tries to download.
+    """
+    path = lpips_backbone_file(net)
+    if not path.is_file():
+        raise LPIPSWeightsMissingError(
+            f"LPIPS ({net}) needs the torchvision ImageNet backbone weights at {path}, which are missing "
+            f"(this machine may be offline). Install them with `{INSTALL_COMMAND}` (writes into "
+            f"$TORCH_HOME/hub/checkpoints, currently {path.parent}), or run without LPIPS with the "
+            f"override `distance=l2`."
+        )
+    return path
+
+
+class LPIPSDistance(nn.Module):
+    """LPIPS v0.1 ("lin" head) between image batches, from the ``lpips`` package; frozen.
+
+    Inputs are ``(B, C, H, W)`` in ``[-1, 1]`` with C = 1 (repeated to 3 channels) or 3.
+    Images whose shorter side is below ``min_size`` are bilinearly upsampled (aspect kept) so that
+    the shorter side equals ``min_size``: AlexNet cannot run below 31 px, and the LPIPS heads were
+    trained on 64 x 64 patches, so the default 64 makes 16 / 28 / 32 px data comparable to the
+    paper's 64 x 64 CelebA (on which it is a no-op).
+
+    Args:
+        net: ``"vgg"`` (the paper's code) or ``"alex"``.
+        version: LPIPS head version.
+        min_size: smallest image side fed to the network.
+
+    Raises:
+        LPIPSWeightsMissingError: the backbone weights are not installed (before any download).
+    """
+
+    def __init__(self, net: str = "vgg", version: str = "0.1", min_size: int = 64) -> None:
+        super().__init__()
+        check_lpips_backbone(net)
+        import lpips
+
+        with warnings.catch_warnings():
+            # torchvision's deprecated `pretrained=` argument, used inside lpips.
+            warnings.simplefilter("ignore", UserWarning)
+            self.model = lpips.LPIPS(net=net, version=version, pretrained=True, verbose=False)
+        self.model.eval()
+        self.model.requires_grad_(False)
+        self.net = net
+        self.min_size = int(min_size)
+
+    def train(self, mode: bool = True) -> "LPIPSDistance":
+        # The LPIPS network stays in eval mode (no dropout) whatever its parent does.
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def _prepare(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"LPIPS needs images (B, 1 or 3, H, W), got shape {tuple(x.shape)}")
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        height, width = x.shape[-2:]
+        short = min(height, width)
+        if short < self.min_size:
+            scale = self.min_size / short
+            size = (max(self.min_size, round(height * scale)), max(self.min_size, round(width * scale)))
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return x
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """LPIPS per pair: ``(B, C, H, W)`` x 2 in ``[-1, 1]`` -> ``(B,)``."""
+        if x.shape != y.shape:
+            raise ValueError(f"LPIPS needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+        return self.model(self._prepare(x), self._prepare(y), normalize=False).flatten()
+
+    def features(self, x: Tensor) -> list[Tensor]:
+        """Unit-normalised backbone features of ``x (B, C, H, W)`` in ``[-1, 1]``, one tensor per layer.
+
+        A query's features do not change during a latent search: compute them once and use
+        :meth:`from_features`, which halves the LPIPS cost of every objective evaluation.
+        """
+        import lpips
+
+        outputs = self.model.net(self.model.scaling_layer(self._prepare(x)))
+        return [lpips.normalize_tensor(output) for output in outputs]
+
+    def from_features(self, features: list[Tensor], y: Tensor) -> Tensor:
+        """LPIPS between images with cached :meth:`features` and ``y (B, C, H, W)`` -> ``(B,)``.
+
+        Same computation as ``lpips.LPIPS.forward`` (v0.1, lin head, spatial average).
+        """
+        total = 0
+        for layer, (target, feature) in enumerate(zip(features, self.features(y))):
+            total = total + self.model.lins[layer]((target - feature) ** 2).mean(dim=(2, 3))
+        return total.flatten()
+
+
+@dataclass
+class DistanceTarget:
+    """Queries prepared once for many distance evaluations (see :meth:`ReconstructionDistance.prepare`).
+
+    Attributes:
+        x: ``(B, *shape)`` queries in ``[-1, 1]``.
+        lpips_features: cached LPIPS features of ``x`` (``None`` without LPIPS).
+    """
+
+    x: Tensor
+    lpips_features: list[Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def select(self, index: Tensor) -> "DistanceTarget":
+        """The targets of rows ``index (n,)`` (repeats allowed)."""
+        features = None if self.lpips_features is None else [f[index] for f in self.lpips_features]
+        return DistanceTarget(self.x[index], features)
+
+
+class ReconstructionDistance(nn.Module):
+    """The GAN-Leaks distance L(x, G(z)) (eq. 8): a score and the objective an optimiser minimises.
+
+    ``score = l2_weight * ||x - x_hat||^2 + lpips_weight * LPIPS(x, x_hat)`` is what an attack
+    stores as the query's loss; ``objective = score + latent_weight * (||z||^2 - dim z)^2`` is
+    what the latent search minimises (the prior steers the search and is not part of the score).
+    With ``lpips_weight == 0`` no LPIPS network is built (tabular data, ``distance=l2``).
+
+    Args:
+        l2_weight: lambda_1.
+        lpips_weight: lambda_2; needs image data.
+        latent_weight: lambda_3.
+        lpips_net: ``"vgg"`` or ``"alex"``.
+        lpips_min_size: see :class:`LPIPSDistance`.
+        name: the config's name (``paper``, ``l2``, ...), kept for run records only.
+    """
+
+    def __init__(
+        self,
+        l2_weight: float = 1.0,
+        lpips_weight: float = 0.0,
+        latent_weight: float = 0.0,
+        lpips_net: str = "vgg",
+        lpips_min_size: int = 64,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        if min(l2_weight, lpips_weight, latent_weight) < 0:
+            raise ValueError("distance weights must be >= 0")
+        self.l2_weight = float(l2_weight)
+        self.lpips_weight = float(lpips_weight)
+        self.latent_weight = float(latent_weight)
+        self.lpips_net = lpips_net
+        self.lpips = LPIPSDistance(lpips_net, min_size=lpips_min_size) if self.lpips_weight > 0 else None
+
+    @torch.no_grad()
+    def prepare(self, x: Tensor) -> DistanceTarget:
+        """Precompute what depends on the queries ``x (B, *shape)`` only (their LPIPS features)."""
+        features = self.lpips.features(x) if self.lpips is not None else None
+        return DistanceTarget(x, features)
+
+    def score(self, x: Tensor | DistanceTarget, x_hat: Tensor) -> Tensor:
+        """``l2_weight * L2 + lpips_weight * LPIPS``: queries (or a prepared target) and ``x_hat`` -> ``(B,)``."""
+        target = x if isinstance(x, DistanceTarget) else DistanceTarget(x)
+        score = self.l2_weight * squared_l2(target.x, x_hat)
+        if self.lpips is not None:
+            if target.lpips_features is not None:
+                perceptual = self.lpips.from_features(target.lpips_features, x_hat)
+            else:
+                perceptual = self.lpips(target.x, x_hat)
+            score = score + self.lpips_weight * perceptual
+        return score
+
+    def forward(
+        self, x: Tensor | DistanceTarget, x_hat: Tensor, z: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Return ``(objective (B,), score (B,))``.
+
+        Args:
+            x: queries ``(B, *shape)`` in ``[-1, 1]``, or a :class:`DistanceTarget` from :meth:`prepare`.
+            x_hat: reconstructions, same shape.
+            z: latent codes ``(B, d)``; ``None`` (full black-box: the latent is not controlled)
+                drops the prior term, so the objective equals the score.
+        """
+        score = self.score(x, x_hat)
+        if z is None or self.latent_weight == 0:
+            return score, score
+        return score + self.latent_weight * latent_prior(z), score
+
+    def extra_repr(self) -> str:
+        return (
+            f"l2_weight={self.l2_weight}, lpips_weight={self.lpips_weight}, "
+            f"latent_weight={self.latent_weight}, lpips_net={self.lpips_net!r}"
+        )

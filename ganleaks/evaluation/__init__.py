@@ -1,0 +1,1 @@
+"""Metrics and figures of membership-inference attacks."""

@@ -1,0 +1,119 @@
+"""Figures of an attack run: the ROC (linear and log-log) and queries beside their reconstructions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from ganleaks.evaluation.metrics import membership_metrics, roc_curve  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def _save(figure: plt.Figure, path: str | os.PathLike) -> Path:
+    """Write the figure atomically (a crash never leaves half a PNG) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix or ".png")
+    os.close(handle)
+    try:
+        figure.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(figure)
+    return path
+
+
+def plot_roc(scores: Tensor, labels: Tensor, path: str | os.PathLike, title: str | None = None) -> Path:
+    """ROC curve on linear axes (left) and log-log axes (right, low-FPR regime), with chance lines.
+
+    Args:
+        scores: ``(N,)`` higher = member; NaN scores are left out.
+        labels: ``(N,)`` 1 = member, 0 = non-member.
+        path: the PNG to write.
+    """
+    scores = torch.as_tensor(scores).detach().flatten().cpu().double()
+    labels = torch.as_tensor(labels).detach().flatten().cpu().long()
+    keep = ~torch.isnan(scores)
+    metrics = membership_metrics(scores, labels)
+    figure, (linear, loglog) = plt.subplots(1, 2, figsize=(10, 4.5))
+    if int(labels[keep].sum()) and int((labels[keep] == 0).sum()):
+        fpr, tpr = roc_curve(scores[keep], labels[keep])
+        label = f"AUC {metrics['auc']:.3f}, TPR@1%FPR {metrics['tpr_at_fpr_0.01']:.3f}"
+        linear.plot(fpr.numpy(), tpr.numpy(), label=label)
+        loglog.plot(fpr.numpy(), tpr.numpy(), label=label)
+    n = max(int(keep.sum()), 2)
+    linear.plot([0, 1], [0, 1], "k--", linewidth=1, label="chance")
+    loglog.plot([1 / n, 1], [1 / n, 1], "k--", linewidth=1, label="chance")
+    linear.set(xlim=(0, 1), ylim=(0, 1), xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    loglog.set(xscale="log", yscale="log", xlim=(1 / n, 1), ylim=(1 / n, 1),
+               xlabel="false positive rate", ylabel="true positive rate", title="ROC (log-log)")  # fmt: skip
+    for axis in (linear, loglog):
+        axis.legend(loc="lower right", fontsize=8)
+        axis.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title)
+    return _save(figure, path)
+
+
+def _as_image(x: Tensor):
+    """``(C, H, W)`` in [-1, 1] -> an array for imshow (H, W) or (H, W, 3) in [0, 1]."""
+    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) / 2)
+    return x[0].numpy() if x.shape[0] == 1 else x[:3].permute(1, 2, 0).numpy()
+
+
+def save_reconstruction_grid(
+    queries: Tensor,
+    reconstructions: Tensor,
+    labels: Tensor,
+    path: str | os.PathLike,
+    n: int = 8,
+    reference_reconstructions: Tensor | None = None,
+) -> Path:
+    """Members and non-members (columns) above their reconstructions (rows), as in paper Fig. 3.
+
+    Rows: query, reconstruction by the victim, and (optionally) by the reference model. Up to
+    ``n`` members then up to ``n`` non-members are shown, in the given order.
+
+    Args:
+        queries, reconstructions: ``(N, C, H, W)`` in ``[-1, 1]``.
+        labels: ``(N,)`` 1 = member, 0 = non-member.
+        path: the PNG to write.
+        n: queries per class.
+        reference_reconstructions: optional ``(N, C, H, W)``.
+    """
+    labels = torch.as_tensor(labels).detach().flatten().cpu()
+    if queries.ndim != 4 or queries.shape != reconstructions.shape or len(labels) != len(queries):
+        raise ValueError("queries and reconstructions must be (N, C, H, W) images with one label each")
+    chosen = torch.cat([(labels == 1).nonzero().flatten()[:n], (labels == 0).nonzero().flatten()[:n]])
+    rows = [("query", queries), ("victim", reconstructions)]
+    if reference_reconstructions is not None:
+        rows.append(("reference", reference_reconstructions))
+    columns = max(len(chosen), 1)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns, 1.3 * len(rows)), squeeze=False)
+    for r, (name, images) in enumerate(rows):
+        for c in range(columns):
+            axis = axes[r][c]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if c >= len(chosen):
+                continue
+            i = int(chosen[c])
+            axis.imshow(_as_image(images[i]), cmap="gray", vmin=0, vmax=1)
+            if r == 0:
+                axis.set_title("member" if int(labels[i]) == 1 else "non-member", fontsize=7,
+                               color="tab:red" if int(labels[i]) == 1 else "tab:blue")  # fmt: skip
+        axes[r][0].set_ylabel(name, fontsize=8)
+    return _save(figure, path)
