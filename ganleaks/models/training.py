@@ -1,0 +1,161 @@
+"""``fit_victim``: build a victim from the composed config, train it (optionally with DP-SGD on
+the discriminator), resume from ``<run_dir>/checkpoints/last.ckpt``, write sample grids and export."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, RichProgressBar
+from pytorch_lightning.loggers import Logger
+
+from ganleaks.models.modules.base import GANModule
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "last.ckpt"
+
+
+class LastCheckpoint(Callback):
+    """Keep ``<dirpath>/last.ckpt`` current: every ``every_n_steps`` optimiser steps and when
+    training ends, written atomically (a crash mid-write leaves the previous checkpoint intact).
+
+    Lightning's ``ModelCheckpoint`` is not used because under manual optimisation it saves only
+    when ``global_step`` is an exact multiple of its interval, and ``global_step`` advances by one
+    per optimiser step (one to three per batch here), so many intervals would be skipped.
+    """
+
+    def __init__(self, dirpath: str | Path, every_n_steps: int = 500) -> None:
+        self.path = Path(dirpath) / CHECKPOINT_NAME
+        self.every_n_steps = int(every_n_steps)
+        self._last_saved_step = -1
+
+    def save(self, trainer: pl.Trainer) -> None:
+        if trainer.global_step == self._last_saved_step:
+            return
+        partial_path = self.path.with_suffix(".ckpt.partial")
+        trainer.save_checkpoint(partial_path, weights_only=False)
+        if trainer.is_global_zero:
+            os.replace(partial_path, self.path)
+        self._last_saved_step = trainer.global_step
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._last_saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        every = self.every_n_steps
+        if every > 0 and trainer.global_step // every > self._last_saved_step // every:
+            self.save(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.save(trainer)
+
+
+def build_victim(model_cfg: DictConfig, data_shape: tuple[int, ...], data_kind: str) -> GANModule:
+    """Instantiate the networks of ``model_cfg.nets[data_kind]`` and the module ``model_cfg.module``.
+
+    Each net node receives ``data_shape``; latent sizes come from the yaml (``${model.latent_dim}``).
+
+    Raises:
+        ValueError: the model has no nets for ``data_kind``.
+    """
+    nets_cfg = model_cfg.nets.get(data_kind)
+    if nets_cfg is None:
+        raise ValueError(f"model={model_cfg.name} has no networks for {data_kind} data (it has: "
+                         f"{', '.join(model_cfg.nets)}); for tabular data use model=wgangp, model=dcgan or model=dpgan")
+    networks = {name: instantiate(node, data_shape=list(data_shape), _convert_="all")
+                for name, node in nets_cfg.items()}
+    return instantiate(model_cfg.module, **networks, _convert_="all")
+
+
+def build_loggers(logger_cfg: DictConfig | None, run_dir: Path) -> list[Logger]:
+    """One Lightning logger per node of the ``logger`` group, each saving under ``run_dir``."""
+    if not logger_cfg:
+        return []
+    return [instantiate(node, save_dir=str(run_dir)) for node in logger_cfg.values() if node is not None]
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> pl.Trainer:
+    """A ``pl.Trainer`` from the plain Trainer kwargs of ``cfg.trainer``, rooted at ``run_dir``."""
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True) if cfg.get("trainer") else {}
+    callbacks: list[Callback] = [LastCheckpoint(run_dir / "checkpoints", cfg.get("checkpoint_every_n_steps", 500))]
+    # A progress bar only on an interactive terminal; in job logs it is noise (metrics go to the loggers).
+    interactive = sys.stdout.isatty()
+    trainer_kwargs.setdefault("enable_progress_bar", interactive)
+    if interactive and trainer_kwargs["enable_progress_bar"]:
+        callbacks.append(RichProgressBar())
+    trainer_kwargs.setdefault("enable_checkpointing", False)
+    return pl.Trainer(default_root_dir=str(run_dir), logger=loggers or False, callbacks=callbacks, **trainer_kwargs)
+
+
+def _refuse_unsupported_privacy(module: GANModule, model_name: str) -> None:
+    from ganleaks.models.privacy import UnsupportedPrivacyError, check_private_discriminator
+
+    if module.dp_refusal is not None:
+        raise UnsupportedPrivacyError(f"privacy=dp cannot be applied to model={model_name}: {module.dp_refusal}. "
+                                      "Use model=dpgan (DCGAN with DP-SGD on a GroupNorm discriminator) instead")
+    check_private_discriminator(module.discriminator, model_name)
+
+
+def fit_victim(cfg: DictConfig, datamodule: Any, run_dir: str | Path) -> GANModule:
+    """Train the victim that ``cfg`` describes on ``datamodule``'s training part and export it.
+
+    Reads ``cfg.model`` (``name``, ``latent_dim``, ``nets.<data_kind>.*``, ``module``),
+    ``cfg.privacy`` (``enabled`` and the DP settings), ``cfg.trainer`` (Trainer kwargs),
+    ``cfg.logger`` (logger nodes), ``cfg.seed`` and optionally ``cfg.checkpoint_every_n_steps``.
+    Resumes from ``<run_dir>/checkpoints/last.ckpt`` when it exists.
+
+    Args:
+        cfg: the composed train config.
+        datamodule: has ``data_shape``, ``data_kind`` and ``train_dataloader()`` yielding ``(x, ids)``.
+        run_dir: the run folder; receives checkpoints, logs, samples and the exported networks.
+
+    Returns:
+        the trained module.
+
+    Raises:
+        UnsupportedPrivacyError: ``privacy=dp`` with a victim it cannot protect (before training).
+    """
+    run_dir = Path(run_dir)
+    pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    module = build_victim(cfg.model, tuple(datamodule.data_shape), datamodule.data_kind)
+    private = bool(cfg.get("privacy") and cfg.privacy.get("enabled", False))
+    if private:
+        _refuse_unsupported_privacy(module, cfg.model.name)
+    loggers = build_loggers(cfg.get("logger"), run_dir)
+    trainer = build_trainer(cfg, run_dir, loggers)
+    loader = datamodule.train_dataloader()
+    if private:
+        from ganleaks.models.privacy import PrivacySettings, UnsupportedPrivacyError, make_discriminator_private
+
+        if trainer.world_size > 1:
+            raise UnsupportedPrivacyError("privacy=dp trains on one device (Opacus' distributed mode is not wired "
+                                          "in); use trainer=default or trainer=gpu with trainer.devices=1")
+
+        settings = PrivacySettings.from_config(OmegaConf.to_container(cfg.privacy, resolve=True))
+        max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 0
+        module.privacy, loader = make_discriminator_private(
+            module.discriminator, module.build_optimizer("discriminator"), loader, settings,
+            planned_steps=module.discriminator_steps(max_steps))
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+    checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
+    if checkpoint.is_file():
+        log.info("resuming from %s", checkpoint)
+    # weights_only: our checkpoints hold tensors and plain containers only, so resuming never unpickles code.
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(checkpoint) if checkpoint.is_file() else None,
+                weights_only=True)
+    if trainer.is_global_zero:
+        module.write_sample_grid("final")
+        module.export(run_dir, datamodule.data_kind)
+        if private:
+            log.info("DP training spent epsilon %.3f at delta %g", module.privacy.epsilon(),
+                     module.privacy.settings.delta)
+    trainer.strategy.barrier("ganleaks_export")  # under DDP, no rank returns before the export exists
+    return module
