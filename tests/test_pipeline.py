@@ -118,3 +118,20 @@ def test_command_line_quickstart(tmp_path):
     out = tmp_path / "attack/digits/dcgan/n24/seed0/whitebox/none-l2"
     assert {"scores.csv", "metrics.json", "roc.png", "reconstructions.png"} <= {p.name for p in out.iterdir()}
     assert (out / ".hydra/config.yaml").is_file()
+
+
+@pytest.mark.parametrize("logger", ["csv", "wandb"])
+def test_attack_results_reach_the_configured_logger(trained_root, tmp_path, monkeypatch, logger):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg, _ = compose_app("attack", trained_root, attack_overrides("fullbb", extra=[f"logger={logger}"]))
+    metrics = attack(cfg, tmp_path)
+    if logger == "csv":
+        rows = read_scores(next((tmp_path / "logs").glob("version_*/metrics.csv")))
+        assert float(rows[-1]["attack/auc"]) == pytest.approx(metrics["auc"])
+    else:
+        runs = list((tmp_path / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1
+        records = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))  # protobuf records, keys verbatim
+        for key in (b"attack/auc", b"attack/scores", b"attack/plots", b"fullbb"):
+            assert key in records

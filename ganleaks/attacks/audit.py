@@ -164,10 +164,31 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
     plot_roc(score, labels, out_dir / "roc.png")
     _save_grid(cfg, out_dir, victim_dir, reference_dir, sample_set, victim, reference, ids, labels)
+    _log_to_loggers(cfg, out_dir, metrics)
     log.info("%s on %s: AUC %.4f, TPR@1%%FPR %.4f (%d members, %d non-members, %d failed) -> %s",
              cfg.setting.name, victim_dir, metrics["auc"], metrics["tpr_at_fpr_0.01"], metrics["n_members"],
              metrics["n_nonmembers"], metrics.get("n_failed", 0), out_dir)
     return metrics
+
+
+def _log_to_loggers(cfg: DictConfig, out_dir: Path, metrics: dict) -> None:
+    """Send the config, metrics, ROC and reconstructions to the configured Lightning loggers."""
+    from ganleaks.models.training import build_loggers
+
+    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+    for logger in build_loggers(cfg.get("logger"), out_dir):
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+        logger.log_metrics({f"attack/{k}": v for k, v in numbers.items()})
+        log_image = getattr(logger, "log_image", None)  # W&B
+        if log_image is not None:
+            images = [p for p in (out_dir / "roc.png", out_dir / "reconstructions.png") if p.is_file()]
+            log_image(key="attack/plots", images=[str(p) for p in images])
+            with open(out_dir / "scores.csv") as handle:
+                rows = list(csv.reader(handle))
+            logger.log_table(key="attack/scores", columns=rows[0], data=rows[1:])
+        logger.finalize("success")
+        if log_image is not None:
+            logger.experiment.finish()  # flush the W&B run now: the attack process is done with it
 
 
 def _is_global_zero(cfg: DictConfig) -> bool:

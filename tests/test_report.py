@@ -1,0 +1,205 @@
+"""The report gathers attack run folders into tables and figures."""
+
+import csv
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from ganleaks import report as report_module
+from ganleaks.report import NoRunsFoundError, build_report, find_attack_runs, gather, main
+
+SETTINGS = ("fullbb", "whitebox")
+CALIBRATIONS = ("none", "reference")
+
+
+def make_victim(root: Path, model: str, train_size: int, epsilon: float | None = None,
+                quality: float | None = None) -> Path:
+    suffix = "" if epsilon is None else f"_dp{epsilon:g}"
+    victim = root / "train" / "toy" / f"{model}{suffix}" / f"n{train_size}" / "seed0"
+    victim.mkdir(parents=True, exist_ok=True)
+    if epsilon is not None:
+        (victim / "privacy.json").write_text(json.dumps({"epsilon": epsilon, "noise_multiplier": 1 / epsilon}))
+    if quality is not None:
+        (victim / "quality.json").write_text(json.dumps({"fid_classifier": quality, "n": 100,
+                                                         "feature_extractor": "classifier-cnn"}))
+    return victim
+
+
+def make_attack_run(root: Path, victim: Path, model: str, train_size: int, setting: str, calibration: str,
+                    auc: float, k: int | None = None, epsilon: float | None = None, logger: dict | None = None) -> Path:
+    run = root / "attack" / victim.relative_to(root / "train") / f"{setting}{'' if k is None else f'_k{k}'}" / \
+        f"{calibration}-paper"
+    (run / ".hydra").mkdir(parents=True)
+    config = {
+        "data": {"name": "toy", "train_size": train_size},
+        "model": {"name": model},
+        "privacy": {"enabled": epsilon is not None, "noise_multiplier": None if epsilon is None else 1 / epsilon},
+        "setting": {"name": setting, **({} if k is None else {"k": k})},
+        "calibration": {"name": calibration},
+        "seed": 0,
+        "victim": {"run_dir": "${paths.root}/train/x"},  # left unresolved, as Hydra saves it
+        "paths": {"root": str(root)},
+        "logger": logger or {"_target_": "pytorch_lightning.loggers.CSVLogger", "save_dir": "."},
+    }
+    OmegaConf.save(OmegaConf.create(config), run / ".hydra" / "config.yaml")
+    metrics = {"auc": auc, "average_precision": auc, "tpr_at_fpr_0.001": 0.0, "tpr_at_fpr_0.01": auc / 10,
+               "tpr_at_fpr_0.1": auc / 2, "accuracy": auc, "n_members": 10, "n_nonmembers": 10, "n_failed": 1,
+               "setting": setting, "calibration": calibration, "distance": "paper", "victim_run_dir": str(victim),
+               "reference_run_dir": None, "seed": 0, "wall_seconds": 1.5}
+    if epsilon is not None:
+        metrics["epsilon"] = epsilon
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+@pytest.fixture
+def size_study(tmp_path):
+    """2 victims x 3 sizes x 2 settings x 2 calibrations = 24 attack runs (+ quality for dcgan n64)."""
+    root = tmp_path / "study"
+    for model in ("dcgan", "wgangp"):
+        for size in (64, 256, 1024):
+            victim = make_victim(root, model, size, quality=12.5 if (model, size) == ("dcgan", 64) else None)
+            for setting in SETTINGS:
+                for calibration in CALIBRATIONS:
+                    auc = 0.5 + 32 / size + (0.05 if calibration == "reference" else 0)
+                    make_attack_run(root, victim, model, size, setting, calibration, min(auc, 1.0))
+    return root
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_report_tables_and_size_figure(size_study, tmp_path):
+    out = tmp_path / "report"
+    result = build_report([size_study / "attack"], out, wandb="off")
+    rows = read_csv(out / "runs.csv")
+    assert len(rows) == len(result.rows) == 24
+    assert {(r["model"], r["train_size"]) for r in rows} == {(m, str(s)) for m in ("dcgan", "wgangp")
+                                                              for s in (64, 256, 1024)}
+    assert {r["setting"] for r in rows} == set(SETTINGS) and {r["calibration"] for r in rows} == set(CALIBRATIONS)
+    first = rows[0]  # sorted: dcgan, n64, fullbb, none
+    assert (first["model"], first["train_size"], first["setting"], first["calibration"]) == ("dcgan", "64", "fullbb",
+                                                                                           "none")
+    assert float(first["auc"]) == pytest.approx(1.0) and first["n"] == "20" and first["n_failed"] == "1"
+    assert first["fid_classifier"] == "12.5"  # from the victim's quality.json
+    assert all(r["fid_classifier"] == "" for r in rows if (r["model"], r["train_size"]) != ("dcgan", "64"))
+    markdown = (out / "runs.md").read_text().splitlines()
+    assert len(markdown) == 2 + 24 and "AUC" in markdown[0] and "TPR@1%" in markdown[0]
+    assert "epsilon" not in markdown[0]  # empty columns are left out
+    assert (out / "auc_vs_train_size.png").stat().st_size > 1000
+    assert not (out / "epsilon_vs_auc.png").exists() and not (out / "auc_vs_k.png").exists()
+    assert result.markdown == (out / "runs.md").read_text()
+
+
+def test_dp_and_k_sweeps_make_their_figures(tmp_path):
+    root = tmp_path / "study"
+    for epsilon, quality in ((1.0, 40.0), (10.0, 20.0), (100.0, 10.0)):
+        victim = make_victim(root, "dpgan", 256, epsilon=epsilon, quality=quality)
+        for calibration in CALIBRATIONS:
+            make_attack_run(root, victim, "dpgan", 256, "whitebox", calibration, 0.5 + epsilon / 1000, epsilon=epsilon)
+    baseline = make_victim(root, "dpgan", 256, quality=5.0)  # the same nets trained without DP
+    make_attack_run(root, baseline, "dpgan", 256, "whitebox", "none", 0.9)
+    victim = make_victim(root, "dcgan", 256)
+    for k in (100, 1000, 10000):
+        make_attack_run(root, victim, "dcgan", 256, "fullbb", "none", 0.5 + k / 1e5, k=k)
+    result = build_report([root], tmp_path / "out", wandb="off")
+    assert len(result.rows) == 10
+    dp = [row for row in result.rows if row["model"] == "dpgan" and row["epsilon"] is not None]
+    assert sorted({row["epsilon"] for row in dp}) == [1.0, 10.0, 100.0]
+    assert {row["fid_classifier"] for row in dp} == {40.0, 20.0, 10.0}
+    assert {row["privacy"] for row in dp} == {"dp"} and {row["noise_multiplier"] for row in dp} == {1.0, 0.1, 0.01}
+    (no_dp,) = [row for row in result.rows if row["model"] == "dpgan" and row["epsilon"] is None]
+    assert (no_dp["privacy"], no_dp["noise_multiplier"], no_dp["fid_classifier"]) == ("none", None, 5.0)
+    assert sorted(row["k"] for row in result.rows if row["model"] == "dcgan") == [100, 1000, 10000]
+    for name in ("epsilon_vs_auc", "auc_vs_k"):
+        assert result.files[name].stat().st_size > 1000
+    assert "auc_vs_train_size" not in result.files  # one size only
+
+
+def test_no_runs_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NoRunsFoundError, match="no attack runs"):
+        gather([tmp_path / "empty"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        find_attack_runs([tmp_path / "missing"])
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "empty")])
+    assert exit_info.value.code == 2 and "no attack runs" in capsys.readouterr().err
+
+
+def test_cli_prints_the_table(size_study, tmp_path, capsys):
+    main([str(size_study / "attack"), "--out", str(tmp_path / "cli"), "--wandb", "off"])
+    printed = capsys.readouterr().out
+    assert printed.count("| dcgan |") == 12 and "24 attack runs" in printed
+    assert (tmp_path / "cli" / "runs.csv").is_file()
+
+
+def test_python_dash_m_entry_point(size_study, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "ganleaks.report", str(size_study), "--wandb", "off"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (size_study / "report" / "runs.md").is_file() and "24 attack runs" in done.stdout
+
+
+class FakeRun:
+    def __init__(self, calls):
+        self.calls = calls
+
+    def log(self, payload):
+        self.calls.append(("log", payload))
+
+    def finish(self):
+        self.calls.append(("finish", None))
+
+
+def fake_wandb(calls, fail=False):
+    module = types.ModuleType("wandb")
+
+    def init(**kwargs):
+        if fail:
+            raise RuntimeError("no network")
+        calls.append(("init", kwargs))
+        return FakeRun(calls)
+
+    module.init = init
+    module.Table = lambda columns, data, **kwargs: ("table", columns, data)
+    module.Image = lambda path: ("image", path)
+    return module
+
+
+def test_wandb_runs_get_an_offline_report_run(tmp_path, monkeypatch):
+    root = tmp_path / "study"
+    wandb_logger = {"_target_": "pytorch_lightning.loggers.WandbLogger", "project": "leaks"}
+    for size in (64, 256):
+        victim = make_victim(root, "dcgan", size)
+        make_attack_run(root, victim, "dcgan", size, "fullbb", "none", 0.7, logger=wandb_logger)
+    calls = []
+    monkeypatch.setitem(sys.modules, "wandb", fake_wandb(calls))
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    build_report([root], tmp_path / "out")
+    init = dict(calls)["init"]
+    assert init["project"] == "leaks" and init["mode"] == "offline" and init["job_type"] == "report"
+    payload = dict(calls)["log"]
+    assert payload["attack_runs"][0] == "table" and len(payload["attack_runs"][2]) == 2
+    assert payload["auc_vs_train_size"][0] == "image" and calls[-1][0] == "finish"
+    # A W&B failure is logged and the report still completes.
+    monkeypatch.setitem(sys.modules, "wandb", fake_wandb([], fail=True))
+    result = build_report([root], tmp_path / "out2")
+    assert (tmp_path / "out2" / "runs.csv").is_file() and len(result.rows) == 2
+
+
+def test_relative_victim_dir_is_found_from_the_study_root(size_study, tmp_path, monkeypatch):
+    run = next(iter(find_attack_runs([size_study / "attack"])))
+    metrics = json.loads((run / "metrics.json").read_text())
+    victim = Path(metrics["victim_run_dir"])
+    metrics["victim_run_dir"] = str(victim.relative_to(size_study.parent))  # as attack.py writes it
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    monkeypatch.chdir(tmp_path.parent)  # somewhere else: found by walking up from the attack run
+    assert report_module.resolve_victim_dir(metrics["victim_run_dir"], run) == victim.resolve()
