@@ -14,17 +14,34 @@ from ganleaks.data.loading import load_sample_set, prepare_split, write_trained_
 log = logging.getLogger(__name__)
 
 
+PART_SIZE_KEYS = {"members": "train_size", "nonmembers": "nonmember_size", "reference": "reference_size"}
+
+
+def _check_split_config(data_cfg: DictConfig) -> None:
+    """``data.part`` and the split sizes, checked before any data is read or file written."""
+    if data_cfg.part not in PART_SIZE_KEYS:
+        raise ValueError(f"data.part={data_cfg.part!r} is not a split part: use data.part=members to train a victim "
+                         "or data.part=reference to train a calibration reference model")
+    for part, key in PART_SIZE_KEYS.items():
+        size = data_cfg.get(key)
+        if not isinstance(size, int) or isinstance(size, bool) or size < (1 if part == data_cfg.part else 0):
+            least = "at least 1: it is the part this run trains on" if part == data_cfg.part else "0 or more"
+            raise ValueError(f"data.{key}={size!r} is invalid: set data.{key} to an integer {least}")
+
+
 def train(cfg: DictConfig, run_dir: str | Path):
     """Train the model ``cfg`` describes on ``cfg.data.part`` and export it into ``run_dir``.
 
     Re-running with the same config and ``run_dir`` resumes from the last checkpoint.
     """
-    from ganleaks.models.training import fit_victim
+    from ganleaks.models.training import check_trainable, fit_victim
 
+    _check_split_config(cfg.data)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True)
     sample_set = load_sample_set(cfg.data)
+    check_trainable(cfg, sample_set.shape, sample_set.kind)  # user errors before anything is written
+    run_dir.mkdir(parents=True, exist_ok=True)
     split = prepare_split(cfg.data, sample_set, cfg.seed, run_dir)
     write_trained_on(run_dir, cfg.data.part, split)
     datamodule = MembershipDataModule(sample_set, split, part=cfg.data.part, batch_size=cfg.data.batch_size,

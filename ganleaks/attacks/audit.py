@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -16,13 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganleaks.attacks.calibration import align_by_id, calibrated_loss, check_reference_run
 from ganleaks.attacks.engines import STATUS_NAMES, build_engine
-from ganleaks.attacks.runner import score_queries
+from ganleaks.attacks.runner import global_rank, score_queries
 from ganleaks.data.loading import load_sample_set, read_trained_on
 from ganleaks.data.sample_set import SampleSet
 from ganleaks.data.split import atomic_write_text, load_manifest
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.evaluation.plots import plot_roc, save_reconstruction_grid
 from ganleaks.models import load_discriminator, load_generator
+from ganleaks.models.export import read_network_spec
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,27 @@ def _check_model_fits(model: torch.nn.Module, sample_set: SampleSet, run_dir: Pa
         )
 
 
+def _verify_lpips_backbone(net: str) -> None:
+    """Refuse an LPIPS backbone file that is not plain tensors, before torchvision unpickles it.
+
+    torchvision reads ``$TORCH_HOME/hub/checkpoints/<backbone>.pth`` with ``weights_only=False``, which
+    would run code pickled into that file; ``weights_only=True`` here never does.
+    """
+    from ganleaks.attacks.distances import check_lpips_backbone
+
+    path = check_lpips_backbone(net)  # missing weights: says how to install them
+    for mmap in (True, False):  # mmap: no second copy of VGG in memory; legacy (pre-zip) files need False
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            return
+        except Exception as error:  # noqa: BLE001 - any failure to read plain tensors is a refusal
+            reason = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line),
+                          type(error).__name__)
+    raise AttackConfigError(
+        f"the LPIPS backbone {path} is not a plain tensor checkpoint ({reason}); loading it could run code. Delete "
+        "it and reinstall with `ganleaks-install-lpips-weights --force`, or attack without LPIPS: distance=l2")
+
+
 def _build_distance(cfg: DictConfig, sample_set: SampleSet, setting) -> torch.nn.Module | None:
     if setting.kind not in ("fullbb", "reconstruction"):
         return None
@@ -89,6 +112,8 @@ def _build_distance(cfg: DictConfig, sample_set: SampleSet, setting) -> torch.nn
             f"{sample_set.name} is tabular data, where LPIPS does not apply (paper 5.5: lambda_2 = 0); "
             "use distance=l2"
         )
+    if cfg.distance.get("lpips_weight", 0):
+        _verify_lpips_backbone(cfg.distance.get("lpips_net", "vgg"))
     distance = hydra.utils.instantiate(cfg.distance)
     if setting.kind == "fullbb":
         distance.latent_weight = 0.0  # paper 5.5: the sampling process already satisfies z ~ P_z
@@ -109,6 +134,65 @@ def _engine_for(cfg: DictConfig, run_dir: Path, sample_set: SampleSet, distance,
     return build_engine(cfg.setting, generator, discriminator, distance, cfg.seed)
 
 
+def _check_victim_spec(cfg: DictConfig, victim_dir: Path, sample_set: SampleSet) -> None:
+    """The victim's data shape and latent size, read from its JSON (no weights), against this attack's."""
+    spec = read_network_spec(victim_dir, "discriminator" if cfg.setting.kind == "discriminator" else "generator")
+    if tuple(spec["data_shape"]) != tuple(sample_set.shape):
+        raise AttackConfigError(
+            f"the victim in {victim_dir} was trained on {spec['data_kind']} data of shape {tuple(spec['data_shape'])}, "
+            f"but {sample_set.name} is loaded now with shape {tuple(sample_set.shape)}: attack with the data config "
+            "the victim was trained with (same data=..., data.source.resolution, ...)")
+    latent_dim = cfg.model.get("latent_dim")
+    # Only when the folder was found from the overrides: its name does not encode the latent size.
+    if (OmegaConf.is_interpolation(cfg.victim, "run_dir") and latent_dim is not None
+            and int(spec["latent_dim"]) != int(latent_dim)):
+        raise AttackConfigError(
+            f"the victim found in {victim_dir} has latent_dim {spec['latent_dim']}, but this attack says "
+            f"model.latent_dim={latent_dim}: the run folder name does not encode the latent size, so this is "
+            "another victim. Drop the override, or train yours into its own hydra.run.dir and pass "
+            "victim.run_dir=PATH")
+
+
+RESUME_KEY_NAME = "attack_key.json"
+
+
+def _resume_key(cfg: DictConfig, run_dir: Path, fingerprint: str) -> dict:
+    """What the finished batches of one model depend on: a batch folder with another key is not reused."""
+    setting = OmegaConf.to_container(cfg.setting, resolve=True)
+    setting.pop("bank_cache_mb", None)  # memory only, never the results
+    reconstructs = cfg.setting.kind in ("fullbb", "reconstruction")
+    key = {"setting": setting, "seed": int(cfg.seed), "num_queries": cfg.attack.num_queries,
+           "distance": OmegaConf.to_container(cfg.distance, resolve=True) if reconstructs else None,
+           "dataset_fingerprint": fingerprint,
+           "model_sha256": {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+                            for path in sorted(run_dir.glob("*.safetensors"))}}
+    return json.loads(json.dumps(key))
+
+
+def _check_resumable(batch_dir: Path, key: dict) -> None:
+    """Refuse to mix in batches that another config or another version of the model produced."""
+    path = batch_dir / RESUME_KEY_NAME
+    if path.is_file():
+        previous = json.loads(path.read_text())
+    elif any(batch_dir.glob("batch-*.safetensors")):
+        previous = {}
+    else:
+        return
+    if previous != key:
+        old, new = _flatten(previous), _flatten(key)
+        changed = sorted(name for name in old.keys() | new.keys() if old.get(name) != new.get(name))
+        raise AttackConfigError(
+            f"{batch_dir} holds results of another attack ({', '.join(changed[:6]) or 'unrecorded config'} "
+            "differ): reusing them would mix two experiments. Use another hydra.run.dir, or delete "
+            f"{batch_dir} to recompute")
+
+
+def _flatten(tree, prefix: str = "") -> dict:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    return {k: v for name, sub in tree.items() for k, v in _flatten(sub, f"{prefix}{name}.").items()} or {prefix: {}}
+
+
 def _trainer_kwargs(cfg: DictConfig) -> dict:
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
               if k in ("accelerator", "devices", "strategy", "num_nodes", "precision")}
@@ -123,12 +207,19 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     out_dir = Path(out_dir)
     victim_dir = Path(cfg.victim.run_dir)
     kind = cfg.setting.kind
+    if not isinstance(cfg.attack.batch_size, int) or cfg.attack.batch_size < 1:
+        raise AttackConfigError(f"attack.batch_size={cfg.attack.batch_size!r}: set it to a positive integer "
+                                "(queries optimised together)")
     _check_victim(victim_dir, kind != "discriminator", kind == "discriminator")
     sample_set = load_sample_set(cfg.data)
+    _check_victim_spec(cfg, victim_dir, sample_set)
     manifest = load_manifest(victim_dir, sample_set)
     trained = read_trained_on(victim_dir)
     if trained.get("part") != "members":
-        raise AttackConfigError(f"{victim_dir} is a model trained on the {trained.get('part')!r} part, not a victim")
+        raise AttackConfigError(
+            f"{victim_dir} is a model trained on the {trained.get('part')!r} part, not a victim: point "
+            "victim.run_dir at a run trained with data.part=members (a reference model belongs in "
+            "calibration.reference_run_dir)")
     ids, labels = select_queries(manifest, cfg.attack.num_queries, cfg.seed)
     data = sample_set.data[sample_set.positions(ids)]
     distance = _build_distance(cfg, sample_set, cfg.setting)
@@ -138,12 +229,20 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
         check_reference_run(reference_dir, ids, sample_set)
     trainer_kwargs = _trainer_kwargs(cfg)
 
+    # Every model is loaded and every resume checked before any scoring: a bad reference fails early.
     victim_engine = _engine_for(cfg, victim_dir, sample_set, distance, "victim")
+    reference_engine = None if reference_dir is None else _engine_for(cfg, reference_dir, sample_set, distance,
+                                                                      "reference")
+    keys = {role: _resume_key(cfg, run_dir, manifest.fingerprint)
+            for role, run_dir in (("victim", victim_dir), ("reference", reference_dir)) if run_dir is not None}
+    for role, key in keys.items():
+        _check_resumable(out_dir / "batches" / role, key)
+    for role, key in keys.items():
+        atomic_write_text(out_dir / "batches" / role / RESUME_KEY_NAME, json.dumps(key, indent=1))
     victim = score_queries(victim_engine, data, ids, out_dir / "batches" / "victim", trainer_kwargs,
                            cfg.attack.batch_size)
     reference = None
-    if reference_dir is not None:
-        reference_engine = _engine_for(cfg, reference_dir, sample_set, distance, "reference")
+    if reference_engine is not None:
         reference = score_queries(reference_engine, data, ids, out_dir / "batches" / "reference", trainer_kwargs,
                                   cfg.attack.batch_size)
 
@@ -192,9 +291,8 @@ def _log_to_loggers(cfg: DictConfig, out_dir: Path, metrics: dict) -> None:
 
 
 def _is_global_zero(cfg: DictConfig) -> bool:
-    import os
-
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
+    """Whether this process writes the outputs: rank 0 as Lightning sees it (DDP launcher, SLURM, torchrun)."""
+    return global_rank(_trainer_kwargs(cfg)) == 0
 
 
 def _run_facts(cfg, victim_dir, reference_dir, status, seconds) -> dict:
@@ -234,7 +332,10 @@ def _save_grid(cfg, out_dir, victim_dir, reference_dir, sample_set, victim, refe
     n = int(cfg.attack.get("save_reconstructions", 8))
     if n <= 0 or sample_set.kind != "image" or "z" not in victim:
         return
-    pick = torch.cat([torch.nonzero(labels == 1).flatten()[:n], torch.nonzero(labels == 0).flatten()[:n]])
+    def spread(positions: torch.Tensor) -> torch.Tensor:  # evenly over the ids: sources are often sorted by class
+        return positions[torch.linspace(0, len(positions) - 1, min(n, len(positions))).round().long()]
+
+    pick = torch.cat([spread(torch.nonzero(labels == 1).flatten()), spread(torch.nonzero(labels == 0).flatten())])
     queries = sample_set.data[sample_set.positions(ids[pick])]
     rows = [load_generator(victim_dir)(align_by_id(ids[pick], victim["ids"], victim["z"]))]
     if reference is not None and "z" in reference:

@@ -48,6 +48,16 @@ def _status_from(values: Tensor, diverged: Tensor | None = None) -> tuple[Tensor
     return torch.where(bad, torch.full_like(values, math.nan), values), bad.to(torch.int8)
 
 
+def _non_finite(x: Tensor) -> Tensor:
+    """``(B,)`` True for queries holding NaN or inf: they cannot be scored and are marked diverged."""
+    return ~torch.isfinite(x.flatten(1)).all(dim=1)
+
+
+def _searchable(x: Tensor, bad: Tensor) -> Tensor:
+    """``x`` with non-finite queries zeroed, so that a nearest-neighbour search over the batch stays valid."""
+    return torch.where(bad.view(-1, *[1] * (x.ndim - 1)), torch.zeros_like(x), x)
+
+
 class AttackEngine(nn.Module):
     """Base class: holds the attacked network(s) as submodules so Lightning moves them to the device."""
 
@@ -67,8 +77,9 @@ class FullBlackBoxEngine(AttackEngine):
     def __init__(self, generator: nn.Module, distance: ReconstructionDistance, k: int, seed: int,
                  chunk_size: int = 2048, rerank_top: int = 1, cache_bytes: int = 0) -> None:
         super().__init__()
-        if int(k) < 1:
-            raise ValueError(f"setting.k must be >= 1 (generated samples to search), got {k}")
+        if int(k) < 1 or int(chunk_size) < 1:
+            raise ValueError(f"setting.k and setting.chunk_size must be >= 1 (generated samples to search, and "
+                             f"per chunk), got k={k}, chunk_size={chunk_size}")
         self.generator = generator
         self.distance = distance
         self.bank = SampleBank(generator, int(k), seed=int(seed), chunk_size=int(chunk_size),
@@ -77,12 +88,13 @@ class FullBlackBoxEngine(AttackEngine):
 
     @torch.no_grad()
     def score(self, x: Tensor, ids: Tensor) -> BatchResult:
-        found = nearest_neighbors(x, self.bank, top_m=self.rerank_top,
+        bad = _non_finite(x)
+        found = nearest_neighbors(_searchable(x, bad), self.bank, top_m=self.rerank_top,
                                   distance=self.distance if self.rerank_top > 1 else None)
         z = found.z[:, 0]
         x_hat = self.generator(z)
         _, loss = self.distance(x, x_hat, None)
-        loss, status = _status_from(loss.float())
+        loss, status = _status_from(loss.float(), bad)
         return BatchResult(loss.cpu(), loss.cpu(), z.cpu(), status.cpu())
 
 
@@ -95,6 +107,11 @@ class ReconstructionEngine(AttackEngine):
         super().__init__()
         if init not in ("zero", "random", "nn"):
             raise ValueError(f"setting.init must be zero, random or nn, got {init!r}")
+        for key, value, least in (("nn_k", nn_k, 1), ("chunk_size", chunk_size, 1), ("restarts", restarts, 1),
+                                  ("max_iter", max_iter, 0)):
+            if int(value) < least:
+                raise ValueError(f"setting.{key} must be >= {least}, got {value}; set setting.{key}={max(least, 1)} "
+                                 "or more")
         self.generator = generator
         self.distance = distance
         self.seed = int(seed)
@@ -107,11 +124,13 @@ class ReconstructionEngine(AttackEngine):
 
     def score(self, x: Tensor, ids: Tensor) -> BatchResult:
         init_z = None
+        bad = _non_finite(x)
         if self.bank is not None:
             with torch.no_grad():
-                init_z = nearest_neighbors(x, self.bank, top_m=1).z[:, 0]
+                init_z = nearest_neighbors(_searchable(x, bad), self.bank, top_m=1).z[:, 0]
         result = self.reconstructor.reconstruct(x, ids, seed=self.seed, init_z=init_z)
         diverged = torch.tensor([s != "ok" for s in result.status], dtype=torch.bool, device=result.score.device)
+        diverged = diverged | bad.to(diverged.device)
         loss, status = _status_from(result.score.detach().float(), diverged)
         objective = torch.where(status.bool(), torch.full_like(loss, math.nan), result.objective.detach().float())
         return BatchResult(loss.cpu(), objective.cpu(), result.z.detach().cpu(), status.cpu())
@@ -129,7 +148,7 @@ class DiscriminatorEngine(AttackEngine):
 
     @torch.no_grad()
     def score(self, x: Tensor, ids: Tensor) -> BatchResult:
-        loss, status = _status_from(-discriminator_scores(self.discriminator, x).float())
+        loss, status = _status_from(-discriminator_scores(self.discriminator, x).float(), _non_finite(x))
         return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())
 
 
@@ -147,11 +166,12 @@ class MonteCarloEngine(AttackEngine):
 
     @torch.no_grad()
     def prepare(self, queries: Tensor) -> None:
-        self.attack.fit_epsilon(queries)
+        self.attack.fit_epsilon(queries[~_non_finite(queries)])  # one broken query must not move epsilon
 
     @torch.no_grad()
     def score(self, x: Tensor, ids: Tensor) -> BatchResult:
-        loss, status = _status_from(-self.attack.score(x).float())
+        bad = _non_finite(x)
+        loss, status = _status_from(-self.attack.score(_searchable(x, bad)).float(), bad)
         return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())
 
 

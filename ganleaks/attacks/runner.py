@@ -90,6 +90,9 @@ def read_batches(batch_dir: Path) -> dict[str, torch.Tensor]:
 def score_queries(engine: AttackEngine, data: torch.Tensor, ids: torch.Tensor, batch_dir: Path,
                   trainer_kwargs: dict, batch_size: int) -> dict[str, torch.Tensor]:
     """Score every query with ``engine``, skipping ids already in ``batch_dir``; returns rows by id."""
+    # Under DDP every rank reads what is done before any rank writes: no rank scores a batch before all
+    # ranks have entered the predict loop (process-group start, Lightning's setup barriers), so all
+    # ranks shard the same remaining queries.
     done = read_batches(batch_dir)["ids"]
     todo = ~torch.isin(ids, done)
     if todo.any():
@@ -99,7 +102,7 @@ def score_queries(engine: AttackEngine, data: torch.Tensor, ids: torch.Tensor, b
         trainer = pl.Trainer(**trainer_kwargs)
         trainer.predict(AttackModule(engine, batch_dir), dataloaders=loader, return_predictions=False)
         if trainer.world_size > 1:
-            trainer.strategy.barrier()
+            trainer.strategy.barrier("ganleaks_scored")  # every rank's batch files exist before anyone merges
     else:
         log.info("%s: all %d queries already scored", batch_dir.name, len(ids))
     rows = read_batches(batch_dir)
@@ -108,3 +111,14 @@ def score_queries(engine: AttackEngine, data: torch.Tensor, ids: torch.Tensor, b
         raise RuntimeError(f"{batch_dir}: {int(missing.sum())} queries have no result; re-run to finish them")
     keep = torch.isin(rows["ids"], ids)
     return {k: v[keep] for k, v in rows.items()}
+
+
+def global_rank(trainer_kwargs: dict) -> int:
+    """This process's rank among the processes ``pl.Trainer(**trainer_kwargs)`` runs on (0 without DDP).
+
+    Lightning's cluster environment answers (its own DDP launcher, SLURM, torchrun, ...), as it did for
+    the Trainer that scored the queries; an environment variable alone would not (``LOCAL_RANK`` is 0
+    on every node, and SLURM sets neither ``RANK`` nor ``LOCAL_RANK``). Building a Trainer starts no
+    process.
+    """
+    return int(pl.Trainer(**trainer_kwargs).global_rank)

