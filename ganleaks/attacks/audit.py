@@ -215,12 +215,20 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     _check_victim_spec(cfg, victim_dir, sample_set)
     manifest = load_manifest(victim_dir, sample_set)
     trained = read_trained_on(victim_dir)
-    if trained.get("part") != "members":
+    null_control = bool(cfg.attack.get("null_control", False))
+    if trained.get("part") != "members" and not null_control:
         raise AttackConfigError(
             f"{victim_dir} is a model trained on the {trained.get('part')!r} part, not a victim: point "
             "victim.run_dir at a run trained with data.part=members (a reference model belongs in "
-            "calibration.reference_run_dir)")
+            "calibration.reference_run_dir), or set attack.null_control=true to measure the attack's "
+            "chance level on a model that never saw the queries")
     ids, labels = select_queries(manifest, cfg.attack.num_queries, cfg.seed)
+    if null_control:
+        seen = torch.isin(ids, torch.tensor(trained.get("ids", []), dtype=torch.int64))
+        if seen.any():
+            raise AttackConfigError(
+                f"attack.null_control=true needs a model that never saw the queries, but {victim_dir} trained on "
+                f"{int(seen.sum())} of them; use a model trained with data.part=reference")
     data = sample_set.data[sample_set.positions(ids)]
     distance = _build_distance(cfg, sample_set, cfg.setting)
     reference_dir = None
