@@ -62,7 +62,9 @@ def assert_same_value(a: str, b: str) -> None:
     if a == "" or b == "":
         assert a == b
     else:
-        assert float(b) == pytest.approx(float(a), rel=1e-6, abs=1e-9)
+        # Ranks batch other queries together, and a batched conv's float32 rounding can depend on its
+        # batch-mates (and on the thread count): equal to 1e-5 relative, inside the SPEC's 1e-4.
+        assert float(b) == pytest.approx(float(a), rel=1e-5, abs=1e-9)
 
 
 # --- attacks on 2 processes ------------------------------------------------------------------------
