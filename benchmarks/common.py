@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -67,7 +68,7 @@ def setup(args: argparse.Namespace) -> tuple[torch.device, dict[str, Any]]:
 
 
 def command_line(name: str) -> str:
-    return " ".join([f"python -m benchmarks.{name}", *sys.argv[1:]])
+    return " ".join([f"python -m benchmarks.{name}", shlex.join(sys.argv[1:])]).rstrip()
 
 
 def hardware(device: torch.device) -> dict[str, Any]:
@@ -270,7 +271,7 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str 
         return str(value)
 
     body = [[cell(row.get(column, "")) for column in columns] for row in rows]
-    widths = [max(len(column), *(len(line[i]) for line in body)) for i, column in enumerate(columns)]
+    widths = [max([len(column), *(len(line[i]) for line in body)]) for i, column in enumerate(columns)]
     lines = [title] if title else []
     lines.append("  ".join(column.rjust(width) for column, width in zip(columns, widths)))
     lines.append("  ".join("-" * width for width in widths))

@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, max_iter: int, batch_sizes
     parser.add_argument("--train-batches", type=int, default=600, help="training batches of --generator trained")
     parser.add_argument("--history-size", type=int, default=10,
                         help="L-BFGS only: curvature pairs kept, ours (history_size) and scipy (maxcor) alike")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile (torch.profiler) one bare objective call and one reconstruction at the "
+                             "largest batch size, and print the top operators")
     parser.add_argument("--lpips", choices=("none", "alex", "vgg"), default="none",
                         help="add 0.2 x LPIPS (paper: vgg) to the L2 + 0.001 x latent prior distance")
 
@@ -326,10 +329,24 @@ def run(name: str, method: str, description: str, defaults: dict[str, Any]) -> N
         f"{comparison.get('ours_median_objective', float('nan')):.4f} vs scipy "
         f"{comparison.get('scipy_median_objective', float('nan')):.4f}: "
         f"{'equal or lower' if equal_or_lower else 'tied (no significant difference)' if not_worse else 'HIGHER'} "
-        f"(paired Wilcoxon p = {p_value if p_value is None else round(p_value, 4)}, ours lower on "
+        f"(paired Wilcoxon p = {p_value if p_value is None else format(p_value, '.2g')}, ours lower on "
         f"{comparison.get('ours_lower_fraction', float('nan')):.0%} of queries) -> {'MET' if verdict['met'] else 'MISSED'}",
     ]
-    payload = {"generator": generator_info, "distance": distance.extra_repr(), "method": method,
+    profiles: dict[str, str] = {}
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        largest = max(batch_sizes)
+        for label, work in ((f"bare objective call, batch {largest}", lambda: probe(largest)),
+                            (f"one reconstruction of {largest} queries", lambda: ours(torch.arange(largest)))):
+            with profile(activities=activities) as profiler:
+                work()
+            table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+            profiles[label] = table
+            tables.append(f"profile: {label}\n{table}")
+
+    payload = {"generator": generator_info, "profiles": profiles, "distance": distance.extra_repr(), "method": method,
                "scipy_version": scipy.__version__, "speed": speed_rows, "objective_throughput": throughput_rows,
                "losses": loss_rows,
                "comparison": comparison, "verdict": verdict, "scipy_per_query": scipy_records,
