@@ -91,3 +91,13 @@ def test_training_benchmark_times_the_same_step_three_ways(tmp_path):
     assert rows["plain"]["overhead_percent"] == 0
     assert all(math.isfinite(row["overhead_percent"]) for row in rows.values())
     assert report["model"]["batch_size"] == 16 and report["model"]["train_size"] == 32
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_benchmark_without_a_device_says_so(tmp_path):
+    out = tmp_path / "never.json"
+    command = [sys.executable, "-m", "benchmarks.bench_fullbb", "--device", "cuda", "--out", str(out)]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert completed.returncode != 0
+    assert "no CUDA device is visible" in completed.stderr
+    assert not out.exists()
