@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +94,7 @@ def test_training_benchmark_times_the_same_step_three_ways(tmp_path):
     assert report["model"]["batch_size"] == 16 and report["model"]["train_size"] == 32
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_cuda_benchmark_without_a_device_says_so(tmp_path):
     out = tmp_path / "never.json"
     command = [sys.executable, "-m", "benchmarks.bench_fullbb", "--device", "cuda", "--out", str(out)]
