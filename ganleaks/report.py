@@ -316,6 +316,16 @@ def _style(calibration: str | None) -> str:
     return "-" if calibration not in (None, "none") else "--"
 
 
+def _auc_axes(ax, xlabel: str, title: str) -> None:
+    """Style a log-x ROC-AUC panel with the chance line at 0.5."""
+    ax.axhline(0.5, color="grey", linewidth=0.6, linestyle=":")
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("ROC AUC")
+    ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3, which="both")
+
+
 def _figure(n_rows: int, n_cols: int):
     import matplotlib
 
@@ -417,12 +427,7 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
             ax.axhline(points[0][1], linestyle=_style(calibration), linewidth=0.8, alpha=0.5, color=colours[setting])
         if name in baseline_auc:
             ax.text(0.99, 0.99, "thin lines: no DP", ha="right", va="top", transform=ax.transAxes, fontsize="x-small")
-        ax.axhline(0.5, color="grey", linewidth=0.6, linestyle=":")
-        ax.set_xscale("log")
-        ax.set_xlabel("epsilon (DP budget)")
-        ax.set_ylabel("ROC AUC")
-        ax.set_title(name, fontsize="medium")
-        ax.grid(alpha=0.3, which="both")
+        _auc_axes(ax, "epsilon (DP budget)", name)
         ax = axes[r][1]
         points = quality.get(name, {}).get("quality")
         if points:
@@ -462,12 +467,7 @@ def plot_k(rows: list[dict], path: Path) -> Path | None:
             xs, ys = zip(*points)
             ax.plot(xs, ys, _style(calibration), marker=markers.get(size, "o"), markersize=3, color=colours[setting],
                     label=f"{setting} n={size} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})")
-        ax.axhline(0.5, color="grey", linewidth=0.6, linestyle=":")
-        ax.set_xscale("log")
-        ax.set_xlabel("k (generated samples)")
-        ax.set_ylabel("ROC AUC")
-        ax.set_title(panel, fontsize="medium")
-        ax.grid(alpha=0.3, which="both")
+        _auc_axes(ax, "k (generated samples)", panel)
     return _save(plt, fig, path)
 
 
