@@ -269,7 +269,7 @@ def run(name: str, method: str, description: str, defaults: dict[str, Any]) -> N
     if biggest is not None:
         result = ours_results[biggest]
         ours_objective = result.objective.double().cpu()
-        ours_score = result.score.double().cpu()
+        ours_score = result.loss.double().cpu()
         paired = solved < biggest  # scipy's queries that the biggest batch also solved
         same = solved[paired]
         paired_ours, paired_scipy = ours_objective[same], scipy_objective[paired]

@@ -7,7 +7,7 @@ from ganleaks.attacks.distances import (
     LPIPSWeightsMissingError,
     ReconstructionDistance,
     latent_prior,
-    squared_l2,
+    mean_squared_error,
 )
 from ganleaks.attacks.lbfgs import batched_lbfgs
 from ganleaks.attacks.montecarlo import MonteCarloAttack, monte_carlo_scores
@@ -30,8 +30,8 @@ __all__ = [
     "batched_powell",
     "discriminator_scores",
     "latent_prior",
+    "mean_squared_error",
     "minimize",
     "monte_carlo_scores",
     "nearest_neighbors",
-    "squared_l2",
 ]

@@ -27,18 +27,23 @@ class LPIPSWeightsMissingError(FileNotFoundError):
     """The torchvision backbone weights that LPIPS needs are not in the torch hub cache."""
 
 
-def squared_l2(x: Tensor, y: Tensor) -> Tensor:
-    """Squared Euclidean distance ``||x - y||_2^2`` per query, summed over all non-batch dims.
+def mean_squared_error(x: Tensor, y: Tensor) -> Tensor:
+    """The L2 term of eq. 8: squared error *averaged* over every element of a sample.
+
+    The paper's code takes the mean over height, width and channels, and its weights
+    (lambda_2 = 0.2 for LPIPS, lambda_3 = 0.001 for the latent prior) are chosen for that scale;
+    a sum would multiply this term by the number of elements (1,024 for 32x32 grey, 12,288 for
+    64x64 RGB) and silence the other two.
 
     Args:
         x, y: ``(B, *shape)``, any range (images in ``[-1, 1]``); same shape.
 
     Returns:
-        ``(B,)``.
+        ``(B,)`` ``||x - y||_2^2 / prod(shape)``.
     """
     if x.shape != y.shape:
-        raise ValueError(f"squared_l2 needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
-    return (x - y).pow(2).flatten(1).sum(dim=1)
+        raise ValueError(f"mean_squared_error needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+    return (x - y).pow(2).flatten(1).mean(dim=1)
 
 
 def latent_prior(z: Tensor) -> Tensor:
@@ -181,11 +186,13 @@ class DistanceTarget:
 
 
 class ReconstructionDistance(nn.Module):
-    """The GAN-Leaks distance L(x, G(z)) (eq. 8): a score and the objective an optimiser minimises.
+    """The GAN-Leaks distance L(x, G(z)) (eq. 8-10): a query's loss and the objective an optimiser minimises.
 
-    ``score = l2_weight * ||x - x_hat||^2 + lpips_weight * LPIPS(x, x_hat)`` is what an attack
-    stores as the query's loss; ``objective = score + latent_weight * (||z||^2 - dim z)^2`` is
-    what the latent search minimises (the prior steers the search and is not part of the score).
+    ``loss = l2_weight * MSE(x, x_hat) + lpips_weight * LPIPS(x, x_hat)`` (MSE averaged over the
+    elements of a sample, as in the paper's code) is what an attack stores as the query's loss
+    (lower = better reconstructed = more likely a member); ``objective = loss + latent_weight *
+    (||z||^2 - dim z)^2`` is what the latent search minimises (the prior steers the search and is
+    not part of the loss, as in the paper's code).
     With ``lpips_weight == 0`` no LPIPS network is built (tabular data, ``distance=l2``).
 
     Args:
@@ -222,33 +229,40 @@ class ReconstructionDistance(nn.Module):
         features = self.lpips.features(x) if self.lpips is not None else None
         return DistanceTarget(x, features)
 
-    def score(self, x: Tensor | DistanceTarget, x_hat: Tensor) -> Tensor:
-        """``l2_weight * L2 + lpips_weight * LPIPS``: queries (or a prepared target) and ``x_hat`` -> ``(B,)``."""
+    def terms(self, x: Tensor | DistanceTarget, x_hat: Tensor, z: Tensor | None = None) -> dict[str, Tensor]:
+        """Each *weighted* term of eq. 8 separately, ``(B,)`` each: ``l2``, ``lpips``, ``prior`` (where present)."""
         target = x if isinstance(x, DistanceTarget) else DistanceTarget(x)
-        score = self.l2_weight * squared_l2(target.x, x_hat)
+        terms = {"l2": self.l2_weight * mean_squared_error(target.x, x_hat)}
         if self.lpips is not None:
             if target.lpips_features is not None:
                 perceptual = self.lpips.from_features(target.lpips_features, x_hat)
             else:
                 perceptual = self.lpips(target.x, x_hat)
-            score = score + self.lpips_weight * perceptual
-        return score
+            terms["lpips"] = self.lpips_weight * perceptual
+        if z is not None and self.latent_weight > 0:
+            terms["prior"] = self.latent_weight * latent_prior(z)
+        return terms
+
+    def loss(self, x: Tensor | DistanceTarget, x_hat: Tensor) -> Tensor:
+        """``l2_weight * MSE + lpips_weight * LPIPS``: queries (or a prepared target) and ``x_hat`` -> ``(B,)``."""
+        terms = self.terms(x, x_hat)
+        return terms["l2"] + terms["lpips"] if "lpips" in terms else terms["l2"]
 
     def forward(
         self, x: Tensor | DistanceTarget, x_hat: Tensor, z: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Return ``(objective (B,), score (B,))``.
+        """Return ``(objective (B,), loss (B,))``.
 
         Args:
             x: queries ``(B, *shape)`` in ``[-1, 1]``, or a :class:`DistanceTarget` from :meth:`prepare`.
             x_hat: reconstructions, same shape.
             z: latent codes ``(B, d)``; ``None`` (full black-box: the latent is not controlled)
-                drops the prior term, so the objective equals the score.
+                drops the prior term, so the objective equals the loss.
         """
-        score = self.score(x, x_hat)
+        loss = self.loss(x, x_hat)
         if z is None or self.latent_weight == 0:
-            return score, score
-        return score + self.latent_weight * latent_prior(z), score
+            return loss, loss
+        return loss + self.latent_weight * latent_prior(z), loss
 
     def extra_repr(self) -> str:
         return (

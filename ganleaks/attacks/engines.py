@@ -129,9 +129,9 @@ class ReconstructionEngine(AttackEngine):
             with torch.no_grad():
                 init_z = nearest_neighbors(_searchable(x, bad), self.bank, top_m=1).z[:, 0]
         result = self.reconstructor.reconstruct(x, ids, seed=self.seed, init_z=init_z)
-        diverged = torch.tensor([s != "ok" for s in result.status], dtype=torch.bool, device=result.score.device)
+        diverged = torch.tensor([s != "ok" for s in result.status], dtype=torch.bool, device=result.loss.device)
         diverged = diverged | bad.to(diverged.device)
-        loss, status = _status_from(result.score.detach().float(), diverged)
+        loss, status = _status_from(result.loss.detach().float(), diverged)
         objective = torch.where(status.bool(), torch.full_like(loss, math.nan), result.objective.detach().float())
         return BatchResult(loss.cpu(), objective.cpu(), result.z.detach().cpu(), status.cpu())
 

@@ -129,14 +129,14 @@ class Neighbors:
         indices: ``(N, m)`` int64 sample indices, best first.
         squared_l2: ``(N, m)`` exact ``||x - G(z)||^2`` (recomputed from the samples).
         z: ``(N, m, d)`` latents of the neighbours (``None`` when the bank is a plain tensor).
-        score: ``(N, m)`` the distance that ranked them: ``squared_l2``, or the
-            :class:`ReconstructionDistance` score when re-ranked.
+        ranking_loss: ``(N, m)`` the distance that ranked them: ``squared_l2``, or the
+            :class:`ReconstructionDistance` loss when re-ranked.
     """
 
     indices: Tensor
     squared_l2: Tensor
     z: Tensor | None
-    score: Tensor
+    ranking_loss: Tensor
 
     def __iter__(self) -> Iterator[Tensor | None]:
         return iter((self.indices, self.squared_l2, self.z))
@@ -178,7 +178,7 @@ def nearest_neighbors(
 
     The search ranks by squared L2 via chunked matrix products (float32 expansions can misorder
     near-ties; the returned ``squared_l2`` is recomputed exactly from the m winners). With
-    ``distance``, the m candidates are re-ranked by ``distance.score`` (e.g. L2 + LPIPS; the latent
+    ``distance``, the m candidates are re-ranked by ``distance.loss`` (e.g. L2 + LPIPS; the latent
     prior is never used: full black-box does not control z).
 
     Args:
@@ -205,7 +205,7 @@ def nearest_neighbors(
         indices=torch.cat([part[0] for part in parts]),
         squared_l2=torch.cat([part[1] for part in parts]),
         z=None if z_parts[0] is None else torch.cat(z_parts),
-        score=torch.cat([part[2] for part in parts]),
+        ranking_loss=torch.cat([part[2] for part in parts]),
     )
 
 
@@ -228,10 +228,10 @@ def _rescore(
     exact = difference.mul_(difference).sum(dim=2)
     del difference
     if distance is None:
-        score = exact
+        ranking = exact
     else:
-        score = distance.score(queries.repeat_interleave(m, dim=0), winners).reshape(n, m)
-    order = score.argsort(dim=1, stable=True)  # fixes float32 misordering / applies the re-rank
+        ranking = distance.loss(queries.repeat_interleave(m, dim=0), winners).reshape(n, m)
+    order = ranking.argsort(dim=1, stable=True)  # fixes float32 misordering / applies the re-rank
     if z is not None:
         z = z.gather(1, order.unsqueeze(-1).expand(-1, -1, z.shape[-1]))
-    return indices.gather(1, order), exact.gather(1, order), score.gather(1, order), z
+    return indices.gather(1, order), exact.gather(1, order), ranking.gather(1, order), z

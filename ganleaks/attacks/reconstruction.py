@@ -44,8 +44,8 @@ class ReconstructionResult:
     Attributes:
         z: ``(B, d)`` latent codes.
         x_hat: ``(B, *shape)`` reconstructions ``G(z)`` in ``[-1, 1]``.
-        score: ``(B,)`` ``l1 * L2 + l2 * LPIPS`` at ``z`` (the query's loss; NaN if diverged).
-        objective: ``(B,)`` score plus the latent prior term (what was minimised; NaN if diverged).
+        loss: ``(B,)`` ``l1 * MSE + l2 * LPIPS`` at ``z`` (the query's loss; NaN if diverged).
+        objective: ``(B,)`` loss plus the latent prior term (what was minimised; NaN if diverged).
         status: ``"ok"`` or ``"diverged"`` per query.
         n_evals: ``(B,)`` objective evaluations, all restarts together.
         n_iter: ``(B,)`` optimiser iterations, all restarts together.
@@ -53,7 +53,7 @@ class ReconstructionResult:
 
     z: Tensor
     x_hat: Tensor
-    score: Tensor
+    loss: Tensor
     objective: Tensor
     status: list[str]
     n_evals: Tensor
@@ -170,14 +170,14 @@ class LatentReconstructor(nn.Module):
         diverged = torch.isnan(best_value)
         with torch.no_grad():
             x_hat = self.generator(best_z)
-            objective_value, score = self.distance(target, x_hat, best_z)
-        nan = torch.full_like(score, float("nan"))
+            objective_value, loss = self.distance(target, x_hat, best_z)
+        nan = torch.full_like(loss, float("nan"))
         if bool(diverged.any()):
             log.warning("%d of %d queries diverged (non-finite objective)", int(diverged.sum()), len(x))
         return ReconstructionResult(
             z=best_z,
             x_hat=x_hat,
-            score=torch.where(diverged, nan, score),
+            loss=torch.where(diverged, nan, loss),
             objective=torch.where(diverged, nan, objective_value),
             status=[STATUS_DIVERGED if bad else STATUS_OK for bad in diverged.tolist()],
             n_evals=n_evals,

@@ -62,7 +62,7 @@ def test_memory_is_queries_times_chunk_never_queries_times_k(monkeypatch):
 
 def test_rerank_orders_candidates_by_the_given_distance():
     class L1:
-        def score(self, x, y):
+        def loss(self, x, y):
             return (x - y).abs().flatten(1).sum(1)
 
     g = torch.Generator().manual_seed(3)
@@ -70,8 +70,8 @@ def test_rerank_orders_candidates_by_the_given_distance():
     queries = torch.rand(10, 1, 4, 4, generator=g) * 2 - 1
     found = nearest_neighbors(queries, samples, top_m=8, distance=L1())
     l1 = (queries[:, None] - samples[found.indices]).abs().flatten(2).sum(2)
-    torch.testing.assert_close(found.score, l1)
-    assert (found.score[:, 1:] >= found.score[:, :-1]).all()
+    torch.testing.assert_close(found.ranking_loss, l1)
+    assert (found.ranking_loss[:, 1:] >= found.ranking_loss[:, :-1]).all()
     plain = nearest_neighbors(queries, samples, top_m=8)
     assert torch.equal(found.indices.sort(1).values, plain.indices.sort(1).values)  # same candidates
 

@@ -26,11 +26,11 @@ def test_reconstructs_samples_of_the_generator(optimizer, max_iter):
     distance = ReconstructionDistance(l2_weight=1.0, latent_weight=0.0)
     reconstructor = LatentReconstructor(generator, distance, optimizer=optimizer, init="zero", max_iter=max_iter)
     result = reconstructor.reconstruct(x, torch.arange(6), seed=0)
-    start = distance.score(x, generator(torch.zeros(6, 8)).detach())
+    start = distance.loss(x, generator(torch.zeros(6, 8)).detach())
     assert result.status == ["ok"] * 6
-    assert result.z.shape == (6, 8) and result.x_hat.shape == x.shape and result.score.shape == (6,)
-    assert (result.score < 0.05 * start).sum() >= 5
-    torch.testing.assert_close(result.score, distance.score(x, result.x_hat))
+    assert result.z.shape == (6, 8) and result.x_hat.shape == x.shape and result.loss.shape == (6,)
+    assert (result.loss < 0.05 * start).sum() >= 5
+    torch.testing.assert_close(result.loss, distance.loss(x, result.x_hat))
     assert (result.n_evals > 0).all()
 
 
@@ -64,8 +64,8 @@ def test_scores_do_not_depend_on_batch_mates_or_order(optimizer):
     order = torch.randperm(16, generator=torch.Generator().manual_seed(0))
     shuffled = reconstructor.reconstruct(x[order], ids[order], seed=3)
     alone = reconstructor.reconstruct(x[4:5], ids[4:5], seed=3)
-    assert ((shuffled.score - full.score[order]).abs() <= 1e-4 * full.score[order]).all()
-    assert (alone.score[0] - full.score[4]).abs() <= 1e-4 * full.score[4]
+    assert ((shuffled.loss - full.loss[order]).abs() <= 1e-4 * full.loss[order]).all()
+    assert (alone.loss[0] - full.loss[4]).abs() <= 1e-4 * full.loss[4]
     other_seed = reconstructor.reconstruct(x[4:5], ids[4:5], seed=4)
     assert not torch.allclose(other_seed.z, alone.z)
 
@@ -77,7 +77,7 @@ def test_nn_init_starts_from_the_given_latents():
     with pytest.raises(ValueError, match="init_z"):
         reconstructor.reconstruct(x, torch.arange(3), seed=0)
     result = reconstructor.reconstruct(x, torch.arange(3), seed=0, init_z=z_true)
-    assert result.score.max() < 1e-6  # already at the optimum: Powell cannot make it worse
+    assert result.loss.max() < 1e-6  # already at the optimum: Powell cannot make it worse
 
 
 def test_restarts_keep_each_querys_best():
@@ -102,9 +102,9 @@ def test_a_nan_query_is_diverged_and_the_others_are_unaffected():
     clean = reconstructor.reconstruct(x, torch.arange(4), 0)
     result = reconstructor.reconstruct(poisoned, torch.arange(4), 0)
     assert result.status == ["ok", "ok", "diverged", "ok"]
-    assert torch.isnan(result.score[2]) and torch.isnan(result.objective[2])
+    assert torch.isnan(result.loss[2]) and torch.isnan(result.objective[2])
     keep = torch.tensor([0, 1, 3])
-    assert ((result.score[keep] - clean.score[keep]).abs() <= 1e-4 * clean.score[keep]).all()
+    assert ((result.loss[keep] - clean.loss[keep]).abs() <= 1e-4 * clean.loss[keep]).all()
 
 
 def test_rejects_mismatched_queries():
