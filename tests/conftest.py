@@ -44,8 +44,14 @@ def compose_app(app: str, root: Path | str, overrides: list[str] = ()) -> tuple[
     return cfg, run_dir
 
 
+# The white-box reconstruction on the reference model that calibration runs by default.
+FAST_REFERENCE = ["calibration.reference_setting.nn_k=128", "calibration.reference_setting.max_iter=5"]
+
+
 def attack_overrides(setting: str, calibration: str = "none", extra: list[str] = ()) -> list[str]:
-    return [f"setting={setting}", f"calibration={calibration}", "distance=l2", *FAST_ATTACK[setting], *extra]
+    fast_reference = FAST_REFERENCE if calibration == "reference" else []
+    return [f"setting={setting}", f"calibration={calibration}", "distance=l2", *FAST_ATTACK[setting], *fast_reference,
+            *extra]
 
 
 @pytest.fixture(scope="session")

@@ -135,3 +135,44 @@ def test_attack_results_reach_the_configured_logger(trained_root, tmp_path, monk
         records = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))  # protobuf records, keys verbatim
         for key in (b"attack/auc", b"attack/scores", b"attack/plots", b"fullbb"):
             assert key in records
+
+
+def test_black_box_calibration_reconstructs_on_the_reference_with_the_white_box_optimiser(trained_root, tmp_path):
+    """Paper 5.6: L(x, R(x|G_r)) by L-BFGS on G_r by default; at most the nearest-neighbour loss on G_r."""
+    bank = ["setting.k=128", "calibration.reference_setting.nn_k=128", "calibration.reference_setting.max_iter=20"]
+    losses, facts = {}, {}
+    for mode in ("whitebox", "setting"):
+        cfg, _ = compose_app("attack", trained_root, attack_overrides(
+            "fullbb", "reference", [*bank, f"calibration.reference_attack={mode}"]))
+        facts[mode] = attack(cfg, tmp_path / mode)
+        losses[mode] = {r["id"]: float(r["reference_loss"]) for r in read_scores(tmp_path / mode / "scores.csv")}
+    assert facts["whitebox"]["reference_attack"] == "whitebox" and facts["whitebox"]["reference_setting"] == "whitebox"
+    assert facts["setting"]["reference_attack"] == "setting" and facts["setting"]["reference_setting"] == "fullbb"
+    recorded = json.loads((tmp_path / "whitebox/metrics.json").read_text())
+    assert recorded["reference_attack"] == "whitebox"
+    # L-BFGS starts at the nearest of the same 128 samples and only lowers loss + 0.001 * prior; the
+    # prior of a draw from N(0, I_64) is about 128, so a query's loss can rise by ~0.13 at most.
+    gaps = torch.tensor([losses["whitebox"][i] - losses["setting"][i] for i in losses["setting"]])
+    assert (gaps <= 0.5).all(), gaps
+    assert gaps.median() < 0, gaps  # the typical query is reconstructed better than its nearest sample
+
+
+def test_reference_losses_are_computed_once_and_reused(trained_root, tmp_path):
+    """A second attack on another setting reuses the cached white-box reference losses (same G_r, queries)."""
+    extra = [f"calibration.cache_dir={tmp_path / 'cache'}", "calibration.reference_setting.max_iter=3"]
+    cfg, _ = compose_app("attack", trained_root, attack_overrides("fullbb", "reference", extra))
+    first = attack(cfg, tmp_path / "fullbb")
+    caches = list((tmp_path / "cache").iterdir())
+    assert len(caches) == 1 and Path(first["reference_batches"]) == caches[0]
+    files = {p: p.stat().st_mtime_ns for p in caches[0].glob("batch-*.safetensors")}
+    cfg, _ = compose_app("attack", trained_root, attack_overrides("partialbb", "reference", extra))
+    second = attack(cfg, tmp_path / "partialbb")
+    assert Path(second["reference_batches"]) == caches[0]
+    assert {p: p.stat().st_mtime_ns for p in caches[0].glob("batch-*.safetensors")} == files  # nothing recomputed
+    assert ({r["id"]: r["reference_loss"] for r in read_scores(tmp_path / "fullbb/scores.csv")}
+            == {r["id"]: r["reference_loss"] for r in read_scores(tmp_path / "partialbb/scores.csv")})
+    # A change of anything the losses depend on (here the optimiser's budget) is a new cache entry.
+    cfg, _ = compose_app("attack", trained_root, attack_overrides(
+        "fullbb", "reference", [*extra, "calibration.reference_setting.max_iter=4"]))
+    third = attack(cfg, tmp_path / "fullbb-4")
+    assert Path(third["reference_batches"]) != caches[0] and len(list((tmp_path / "cache").iterdir())) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import io
@@ -29,6 +30,9 @@ from ganleaks.models.export import read_network_spec
 log = logging.getLogger(__name__)
 
 SCORES_HEADER = ["id", "member", "victim_loss", "reference_loss", "score", "status"]
+# Settings whose loss is a reconstruction error L(x, R(x|G)); the others score without reconstructing.
+RECONSTRUCTION_KINDS = ("fullbb", "reconstruction")
+REFERENCE_ATTACKS = ("whitebox", "setting")
 
 
 class AttackConfigError(ValueError):
@@ -104,8 +108,9 @@ def _verify_lpips_backbone(net: str) -> None:
         "it and reinstall with `ganleaks-install-lpips-weights --force`, or attack without LPIPS: distance=l2")
 
 
-def _build_distance(cfg: DictConfig, sample_set: SampleSet, setting) -> torch.nn.Module | None:
-    if setting.kind not in ("fullbb", "reconstruction"):
+def _build_distance(cfg: DictConfig, sample_set: SampleSet, settings) -> torch.nn.Module | None:
+    """The configured distance, built once (one LPIPS network) if any of ``settings`` reconstructs."""
+    if not any(setting.kind in RECONSTRUCTION_KINDS for setting in settings):
         return None
     if sample_set.kind != "image" and cfg.distance.get("lpips_weight", 0):
         raise AttackConfigError(
@@ -114,14 +119,39 @@ def _build_distance(cfg: DictConfig, sample_set: SampleSet, setting) -> torch.nn
         )
     if cfg.distance.get("lpips_weight", 0):
         _verify_lpips_backbone(cfg.distance.get("lpips_net", "vgg"))
-    distance = hydra.utils.instantiate(cfg.distance)
+    return hydra.utils.instantiate(cfg.distance)
+
+
+def _distance_for(distance, setting):
+    """The distance ``setting`` minimises: ``distance`` itself, without the latent prior for fullbb, or None."""
+    if distance is None or setting.kind not in RECONSTRUCTION_KINDS:
+        return None
     if setting.kind == "fullbb":
+        distance = copy.copy(distance)  # shares the LPIPS network
         distance.latent_weight = 0.0  # paper 5.5: the sampling process already satisfies z ~ P_z
     return distance
 
 
-def _engine_for(cfg: DictConfig, run_dir: Path, sample_set: SampleSet, distance, what: str):
-    kind = cfg.setting.kind
+def reference_plan(cfg: DictConfig) -> tuple[DictConfig, str]:
+    """How queries are reconstructed on the reference model: ``(setting node, "whitebox" | "setting")``.
+
+    Paper 5.6: the attacker owns G_r, so by default every setting whose loss is a reconstruction
+    error reconstructs on G_r with the white-box optimiser (``calibration.reference_setting``);
+    ``calibration.reference_attack=setting`` runs the attack's own engine on G_r instead. The
+    discriminator and Monte-Carlo settings do not reconstruct: their reference is the same attack on G_r.
+    """
+    mode = cfg.calibration.get("reference_attack") or "whitebox"
+    if mode not in REFERENCE_ATTACKS:
+        raise AttackConfigError(f"calibration.reference_attack={mode!r}: choose whitebox (reconstruct on the reference "
+                                "model with the white-box optimiser, the paper's calibration) or setting (the attack's "
+                                "own engine on the reference model)")
+    if mode == "whitebox" and cfg.setting.kind in RECONSTRUCTION_KINDS:
+        return cfg.calibration.reference_setting, "whitebox"
+    return cfg.setting, "setting"
+
+
+def _engine_for(cfg: DictConfig, setting, run_dir: Path, sample_set: SampleSet, distance, what: str):
+    kind = setting.kind
     needs_d = kind == "discriminator"
     _check_victim(run_dir, not needs_d, needs_d)
     generator = discriminator = None
@@ -131,7 +161,7 @@ def _engine_for(cfg: DictConfig, run_dir: Path, sample_set: SampleSet, distance,
     else:
         generator = load_generator(run_dir)
         _check_model_fits(generator, sample_set, run_dir, f"{what} generator")
-    return build_engine(cfg.setting, generator, discriminator, distance, cfg.seed)
+    return build_engine(setting, generator, discriminator, _distance_for(distance, setting), cfg.seed)
 
 
 def _check_victim_spec(cfg: DictConfig, victim_dir: Path, sample_set: SampleSet) -> None:
@@ -156,17 +186,36 @@ def _check_victim_spec(cfg: DictConfig, victim_dir: Path, sample_set: SampleSet)
 RESUME_KEY_NAME = "attack_key.json"
 
 
-def _resume_key(cfg: DictConfig, run_dir: Path, fingerprint: str) -> dict:
-    """What the finished batches of one model depend on: a batch folder with another key is not reused."""
-    setting = OmegaConf.to_container(cfg.setting, resolve=True)
+def _resume_key(cfg: DictConfig, setting, run_dir: Path, fingerprint: str, per_query: bool = False) -> dict:
+    """What the finished batches of one model depend on: a batch folder with another key is not reused.
+
+    ``per_query``: the key of a shared reference cache, whose rows are keyed by query id and so do not
+    depend on how many queries an attack asks (nor on the folder name of the reference model, which
+    its weights' hashes identify).
+    """
+    setting = OmegaConf.to_container(setting, resolve=True)
     setting.pop("bank_cache_mb", None)  # memory only, never the results
-    reconstructs = cfg.setting.kind in ("fullbb", "reconstruction")
+    reconstructs = setting["kind"] in RECONSTRUCTION_KINDS
     key = {"setting": setting, "seed": int(cfg.seed), "num_queries": cfg.attack.num_queries,
            "distance": OmegaConf.to_container(cfg.distance, resolve=True) if reconstructs else None,
            "dataset_fingerprint": fingerprint,
            "model_sha256": {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
                             for path in sorted(run_dir.glob("*.safetensors"))}}
+    if per_query:
+        del key["num_queries"]
+        setting.pop("reference_model", None)
+        if key["distance"] is not None:
+            key["distance"].pop("name", None)  # the weights define it, not the config's name
     return json.loads(json.dumps(key))
+
+
+def _reference_batch_dir(cfg: DictConfig, out_dir: Path, key: dict) -> Path:
+    """Where the reference losses live: a cache shared by every attack with the same key, or the run folder."""
+    cache_dir = cfg.calibration.get("cache_dir")
+    if not cache_dir:
+        return out_dir / "batches" / "reference"
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return Path(cache_dir) / digest
 
 
 def _check_resumable(batch_dir: Path, key: dict) -> None:
@@ -230,28 +279,33 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
                 f"attack.null_control=true needs a model that never saw the queries, but {victim_dir} trained on "
                 f"{int(seen.sum())} of them; use a model trained with data.part=reference")
     data = sample_set.data[sample_set.positions(ids)]
-    distance = _build_distance(cfg, sample_set, cfg.setting)
-    reference_dir = None
+    reference_dir = reference_setting = reference_attack = None
     if cfg.calibration.enabled:
         reference_dir = Path(cfg.calibration.reference_run_dir)
         check_reference_run(reference_dir, ids, sample_set)
+        reference_setting, reference_attack = reference_plan(cfg)
+    distance = _build_distance(cfg, sample_set, [s for s in (cfg.setting, reference_setting) if s is not None])
     trainer_kwargs = _trainer_kwargs(cfg)
 
     # Every model is loaded and every resume checked before any scoring: a bad reference fails early.
-    victim_engine = _engine_for(cfg, victim_dir, sample_set, distance, "victim")
-    reference_engine = None if reference_dir is None else _engine_for(cfg, reference_dir, sample_set, distance,
-                                                                      "reference")
-    keys = {role: _resume_key(cfg, run_dir, manifest.fingerprint)
-            for role, run_dir in (("victim", victim_dir), ("reference", reference_dir)) if run_dir is not None}
-    for role, key in keys.items():
-        _check_resumable(out_dir / "batches" / role, key)
-    for role, key in keys.items():
-        atomic_write_text(out_dir / "batches" / role / RESUME_KEY_NAME, json.dumps(key, indent=1))
-    victim = score_queries(victim_engine, data, ids, out_dir / "batches" / "victim", trainer_kwargs,
+    victim_engine = _engine_for(cfg, cfg.setting, victim_dir, sample_set, distance, "victim")
+    batch_dirs = {"victim": (out_dir / "batches" / "victim",
+                             _resume_key(cfg, cfg.setting, victim_dir, manifest.fingerprint))}
+    reference_engine = None
+    if reference_dir is not None:
+        reference_engine = _engine_for(cfg, reference_setting, reference_dir, sample_set, distance, "reference")
+        key = _resume_key(cfg, reference_setting, reference_dir, manifest.fingerprint,
+                          per_query=bool(cfg.calibration.get("cache_dir")))
+        batch_dirs["reference"] = (_reference_batch_dir(cfg, out_dir, key), key)
+    for batch_dir, key in batch_dirs.values():
+        _check_resumable(batch_dir, key)
+    for batch_dir, key in batch_dirs.values():
+        atomic_write_text(batch_dir / RESUME_KEY_NAME, json.dumps(key, indent=1))
+    victim = score_queries(victim_engine, data, ids, batch_dirs["victim"][0], trainer_kwargs,
                            cfg.attack.batch_size)
     reference = None
     if reference_engine is not None:
-        reference = score_queries(reference_engine, data, ids, out_dir / "batches" / "reference", trainer_kwargs,
+        reference = score_queries(reference_engine, data, ids, batch_dirs["reference"][0], trainer_kwargs,
                                   cfg.attack.batch_size)
 
     if not _is_global_zero(cfg):
@@ -267,6 +321,9 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     score = -calibrated
     metrics = membership_metrics(score, labels)
     metrics.update(_run_facts(cfg, victim_dir, reference_dir, status, time.time() - started))
+    if reference_setting is not None:
+        metrics.update(reference_attack=reference_attack, reference_setting=reference_setting.name,
+                       reference_batches=str(batch_dirs["reference"][0]))
     _write_scores(out_dir / "scores.csv", ids, labels, loss, reference_loss, score, status)
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
     plot_roc(score, labels, out_dir / "roc.png")
