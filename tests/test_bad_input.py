@@ -309,6 +309,14 @@ def test_celeba_folder_without_images(tmp_path):
                      "no .jpg files.*unzip img_align_celeba.zip")
 
 
+def test_celeba_without_identity_file(tmp_path):
+    folder = tmp_path / "celeba" / "img_align_celeba"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (178, 218)).save(folder / "000001.jpg")
+    refused_training(tmp_path, ["data=celeba", f"data.root={tmp_path / 'celeba'}"], FileNotFoundError,
+                     r"identity_CelebA.txt.*Anno/identity_CelebA.txt.*data.source.allow_image_level_split=true")
+
+
 def test_data_root_not_set(tmp_path):
     refused_training(tmp_path, ["data=celeba"], ValueError, r"needs data.root.*`data.root=/path")
 

@@ -176,3 +176,26 @@ def test_reference_losses_are_computed_once_and_reused(trained_root, tmp_path):
         "fullbb", "reference", [*extra, "calibration.reference_setting.max_iter=4"]))
     third = attack(cfg, tmp_path / "fullbb-4")
     assert Path(third["reference_batches"]) != caches[0] and len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_pggan_discriminator_attack_scores_do_not_depend_on_batch_size(tmp_path):
+    """PGGAN's critic has a minibatch-stddev feature; attacked through D, a query's score must still
+    be its own (a batch of one used to get a degenerate statistic)."""
+    from ganleaks.workflows import train
+
+    pggan = ["model=pggan", "model.nets.image.generator.fmap_base=32", "model.nets.image.generator.fmap_max=16",
+             "model.nets.image.discriminator.fmap_base=32", "model.nets.image.discriminator.fmap_max=16",
+             "model.module.images_per_phase=16"]  # 20 steps x 8 images: grown to 16x16
+    cfg, run_dir = compose_app("train", tmp_path, pggan)
+    train(cfg, run_dir)
+    scores = {}
+    for batch_size in (48, 1):
+        cfg, _ = compose_app("attack", tmp_path, pggan + attack_overrides("discriminator",
+                                                                          extra=[f"attack.batch_size={batch_size}"]))
+        metrics = attack(cfg, tmp_path / f"attack{batch_size}")
+        assert metrics["n_members"] == metrics["n_nonmembers"] == 24
+        scores[batch_size] = {r["id"]: float(r["score"]) for r in read_scores(tmp_path / f"attack{batch_size}/scores.csv")}
+    assert scores[1].keys() == scores[48].keys() and len(scores[1]) == 48
+    assert len(set(scores[48].values())) > 1
+    for sample_id, value in scores[48].items():
+        assert scores[1][sample_id] == pytest.approx(value, rel=1e-6, abs=1e-6)

@@ -10,8 +10,8 @@ from torch import Tensor, nn
 def discriminator_scores(discriminator: nn.Module, x: Tensor, batch_size: int | None = None) -> Tensor:
     """``D(x)`` per query, higher = more "real" = more likely a member.
 
-    The discriminator is put in eval mode (batch-norm running statistics, no dropout), so a
-    query's score does not depend on its batch-mates.
+    The discriminator is put in eval mode (batch-norm running statistics, no dropout, PGGAN's
+    minibatch-stddev over a fixed group), so a query's score does not depend on its batch-mates.
 
     Args:
         discriminator: ``forward(x (B, *shape)) -> (B,)`` (``(B, 1)`` is accepted).

@@ -226,13 +226,23 @@ def load_celeba(
     identity_file: str | None = "identity_CelebA.txt",
     limit: int | None = None,
     name: str = "celeba",
+    allow_image_level_split: bool = False,
 ) -> SampleSet:
     """The user's aligned CelebA (``root/img_align_celeba/*.jpg``), preprocessed as in the paper.
 
     A ``crop_size`` square centred at ``crop_center`` (x, y) = (89, 121) is cut from each 178x218
-    aligned image and resized to ``resolution``. When ``root/identity_file`` exists, its
-    identities become the split groups, so one person is never both member and non-member.
-    Ids are positions in the sorted file list (``000001.jpg`` -> 0).
+    aligned image and resized to ``resolution``. The identities in ``root/identity_file`` become
+    the split groups, so one person is never both member and non-member. Ids are positions in
+    the sorted file list (``000001.jpg`` -> 0).
+
+    Args:
+        allow_image_level_split: without the identity file, split by image (logged as a
+            warning: members and non-members may then share people, which biases the AUC)
+            instead of refusing.
+
+    Raises:
+        FileNotFoundError: no images, or no identity file and ``allow_image_level_split`` is off
+            (checked before any image is decoded).
     """
     base = Path(root).expanduser()
     folder = base / "img_align_celeba"
@@ -248,10 +258,6 @@ def load_celeba(
     if not paths:
         raise FileNotFoundError(f"CelebA: no .jpg files in {folder}; unzip img_align_celeba.zip (the aligned "
                                 "CelebA images) there so that data.root/img_align_celeba/000001.jpg exists")
-    half = crop_size // 2
-    cx, cy = crop_center
-    box = (cx - half, cy - half, cx + half, cy + half)
-    images = _load_images(paths, resolution, 3, box)
     groups = None
     if identity_file and (base / identity_file).is_file():
         identities = {}
@@ -265,6 +271,24 @@ def load_celeba(
         if missing:
             raise ValueError(f"{base / identity_file} has no identity for {missing[:5]} ({len(missing)} files)")
         groups = torch.tensor([identities[p.name] for p in paths], dtype=torch.int64)
+    elif not allow_image_level_split:
+        where = base / identity_file if identity_file else None
+        raise FileNotFoundError(
+            f"CelebA: {'no identity file at ' + str(where) if where else 'data.source.identity_file is null'}. "
+            "Without identities the split would be by image, so one person could be both a member and a "
+            "non-member, which biases the attack's AUC. identity_CelebA.txt is part of the "
+            "official CelebA release (Anno/identity_CelebA.txt, beside list_eval_partition.txt): put it in "
+            f"data.root ({base}). To accept an image-level split anyway, set "
+            "data.source.allow_image_level_split=true."
+        )
+    else:
+        log.warning("CelebA: no identity file (%s); splitting by image because data.source.allow_image_level_split "
+                    "is set: members and non-members may share identities, which biases the attack's AUC",
+                    base / identity_file if identity_file else "data.source.identity_file is null")
+    half = crop_size // 2
+    cx, cy = crop_center
+    box = (cx - half, cy - half, cx + half, cy + half)
+    images = _load_images(paths, resolution, 3, box)
     return SampleSet(images, torch.arange(len(paths)), name, "image", groups)
 
 

@@ -117,7 +117,7 @@ def _cut(order: torch.Tensor, sample_set: SampleSet, sizes: dict[str, int]) -> d
     if sum(len(v) for v in parts.values()) != sum(sizes.values()):
         raise SplitError(
             f"{sample_set.name}: not enough whole groups for the requested sizes {sizes}; "
-            "lower the sizes or split without the identity file"
+            "lower the sizes (for CelebA, a split by image needs data.source.allow_image_level_split=true)"
         )
     return {part: parts[part] for part in PARTS}
 

@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -56,6 +58,37 @@ def test_celeba_crop_resize_and_identities(celeba_root):
     expected = np.asarray(raw.crop((25, 57, 153, 185)).resize((16, 16), Image.BICUBIC), dtype=np.float32)
     got = (celeba.data[0].permute(1, 2, 0).numpy() + 1) * 127.5
     assert np.abs(got - expected).max() < 1e-3
+
+
+@pytest.mark.parametrize("identity_file", ["identity_CelebA.txt", None])
+def test_celeba_without_identities_refuses_before_decoding_and_names_the_file_and_flag(celeba_root, identity_file):
+    (celeba_root / "identity_CelebA.txt").unlink()
+    (celeba_root / "img_align_celeba" / "000003.jpg").write_bytes(b"not a jpeg")  # never reached
+    with pytest.raises(FileNotFoundError) as refusal:
+        load_celeba(str(celeba_root), resolution=16, identity_file=identity_file)
+    message = str(refusal.value)
+    if identity_file:
+        assert str(celeba_root / "identity_CelebA.txt") in message
+    else:
+        assert "data.source.identity_file is null" in message
+    assert "Anno/identity_CelebA.txt" in message and "data.source.allow_image_level_split=true" in message
+
+
+def test_celeba_image_level_split_only_when_allowed_and_with_a_warning(celeba_root, caplog):
+    (celeba_root / "identity_CelebA.txt").unlink()
+    with caplog.at_level(logging.WARNING, logger="ganleaks.data.sources"):
+        celeba = load_celeba(str(celeba_root), resolution=16, allow_image_level_split=True)
+    assert celeba.groups is None and celeba.data.shape == (12, 3, 16, 16)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "allow_image_level_split" in warnings[0] and "share identities" in warnings[0]
+
+
+def test_celeba_flag_does_not_override_an_identity_file(celeba_root, caplog):
+    with caplog.at_level(logging.WARNING, logger="ganleaks.data.sources"):
+        celeba = load_celeba(str(celeba_root), resolution=16, allow_image_level_split=True)
+    assert celeba.groups.tolist() == [i % 4 + 1 for i in range(12)]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_celeba_missing_folder_says_how_to_get_it(tmp_path):

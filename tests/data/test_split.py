@@ -72,14 +72,25 @@ def test_manifest_with_overlapping_parts_refused(tmp_path):
         load_manifest(tmp_path)
 
 
-def test_celeba_split_by_identity(celeba_root):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_celeba_split_by_identity(celeba_root, seed):
     celeba = load_celeba(str(celeba_root), resolution=8)
-    split = make_split(celeba, 3, 3, 3, seed=0)
+    split = make_split(celeba, 3, 3, 3, seed=seed)
     identity = {i: int(celeba.groups[i]) for i in range(12)}
+    assert all(len(ids) == 3 for ids in split.parts.values())
     seen = {}
     for part, ids in split.parts.items():
         for i in ids:
             assert seen.setdefault(identity[i], part) == part
+
+
+def test_celeba_image_level_split_when_allowed(celeba_root):
+    """With the flag and no identity file the split is by image: the requested sizes, disjoint ids."""
+    (celeba_root / "identity_CelebA.txt").unlink()
+    celeba = load_celeba(str(celeba_root), resolution=8, allow_image_level_split=True)
+    split = make_split(celeba, 4, 4, 4, seed=0)
+    assert [len(ids) for ids in split.parts.values()] == [4, 4, 4]
+    assert len(set().union(*map(set, split.parts.values()))) == 12
 
 
 def test_nan_rows_refused():

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from ganleaks.models import load_discriminator, load_generator
 from ganleaks.models.export import save_network
-from ganleaks.models.nets import DCGANDiscriminator, DCGANGenerator, PGGANGenerator
+from ganleaks.models.nets import DCGANDiscriminator, DCGANGenerator, PGGANDiscriminator, PGGANGenerator
 
 
 def _export_dcgan(run_dir: Path) -> DCGANGenerator:
@@ -55,6 +56,19 @@ def test_pggan_growth_state_travels_with_the_weights(tmp_path: Path) -> None:
     z = torch.randn(3, 8)
     assert loaded(z).shape == (3, 1, 16, 16)
     torch.testing.assert_close(loaded(z), generator(z))
+
+
+def test_pggan_discriminator_exports_no_scoring_state_and_scores_the_same_loaded(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    discriminator = PGGANDiscriminator(data_shape=(1, 16, 16), fmap_base=32, fmap_max=16)
+    save_network(discriminator, tmp_path, "discriminator", latent_dim=8, data_kind="image")
+    # Exactly the weights and growth buffers an export held before the fixed scoring group existed,
+    # so older exports load (strictly) and rebuild the same group.
+    stored = set(load_file(str(tmp_path / "discriminator.safetensors")))
+    assert stored == {name for name, _ in discriminator.named_parameters()} | {"stage", "alpha"}
+    loaded = load_discriminator(tmp_path)
+    x = torch.rand(6, 1, 16, 16) * 2 - 1
+    torch.testing.assert_close(loaded(x), discriminator.eval()(x), rtol=0, atol=0)
 
 
 def test_missing_run_folder_and_missing_export_say_what_to_do(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from ganleaks.models.nets import (
     PGGANGenerator,
     VAEGANEncoder,
 )
+from ganleaks.models.nets.pggan import SCORING_GROUP_SIZE, minibatch_stddev, scoring_reference_images
 
 
 @pytest.mark.parametrize("resolution", [8, 16, 32, 64])
@@ -106,6 +107,64 @@ def test_pggan_fade_in_blends_the_previous_stage() -> None:
     assert not torch.allclose(halfway, faded_out) and not torch.allclose(halfway, generator.synthesize(z))
     with pytest.raises(ValueError):
         generator.set_growth(3, 1.0)
+
+
+def test_minibatch_stddev_with_a_reference_groups_each_sample_with_it_alone() -> None:
+    torch.manual_seed(0)
+    x, reference = torch.randn(5, 4, 4, 4), torch.randn(3, 4, 4, 4)
+    grouped = minibatch_stddev(x, reference=reference)
+    assert grouped.shape == (5, 5, 4, 4)
+    torch.testing.assert_close(grouped[:, :4], x)
+    for i in range(5):  # each sample's channel is the batch statistic of {x_i} + reference
+        alone = minibatch_stddev(torch.cat([x[i : i + 1], reference]))[0, 4]
+        torch.testing.assert_close(grouped[i, 4], alone)
+    batch = minibatch_stddev(x)[:, 4]  # without a reference: one statistic over the batch (training)
+    expected = torch.sqrt(x.var(dim=0, unbiased=False) + 1e-8).mean()
+    torch.testing.assert_close(batch, expected.expand(5, 4, 4))
+
+
+@pytest.mark.parametrize("stage, alpha", [(2, 1.0), (1, 0.5), (0, 1.0)])
+def test_pggan_discriminator_scores_a_query_the_same_in_any_batch(stage: int, alpha: float) -> None:
+    torch.manual_seed(0)
+    discriminator = PGGANDiscriminator(data_shape=(3, 16, 16), fmap_base=32, fmap_max=16)
+    discriminator.set_growth(stage, alpha)
+    x = torch.rand(8, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        batched = discriminator.eval()(x)
+        alone = torch.cat([discriminator(x[i : i + 1]) for i in range(8)])
+        order = torch.randperm(8)
+        shuffled = discriminator(x[order])
+        trained = discriminator.train()(x)
+        trained_alone = discriminator(x[:1])
+    torch.testing.assert_close(alone, batched, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(shuffled, batched[order], rtol=1e-6, atol=1e-6)
+    # Training still takes the statistic over the batch: a sample's value moves with its batch-mates.
+    assert not torch.allclose(trained_alone, trained[:1])
+
+
+def test_pggan_scoring_reference_is_fixed_settable_and_not_a_weight() -> None:
+    torch.manual_seed(0)
+    first = PGGANDiscriminator(data_shape=(1, 16, 16), fmap_base=32, fmap_max=16)
+    torch.manual_seed(1)
+    second = PGGANDiscriminator(data_shape=(1, 16, 16), fmap_base=32, fmap_max=16)
+    assert first.scoring_reference.shape == (SCORING_GROUP_SIZE - 1, 1, 16, 16)
+    torch.testing.assert_close(first.scoring_reference, second.scoring_reference, rtol=0, atol=0)
+    assert first.scoring_reference.abs().max() <= 1
+    assert "scoring_reference" not in first.state_dict()  # exports are unchanged
+    torch.manual_seed(2)
+    expected = torch.rand(3)
+    torch.manual_seed(2)
+    scoring_reference_images((1, 16, 16))
+    torch.testing.assert_close(torch.rand(3), expected)  # the global RNG is untouched
+    x = torch.rand(4, 1, 16, 16) * 2 - 1
+    before = first.eval()(x)
+    first.set_scoring_reference(torch.zeros(7, 1, 16, 16))
+    assert first.scoring_reference.shape == (7, 1, 16, 16)
+    assert not torch.allclose(first(x), before)
+    with pytest.raises(ValueError, match="scoring reference"):
+        first.set_scoring_reference(torch.zeros(3, 3, 16, 16))
+    with pytest.raises(ValueError, match="NaN"):
+        first.set_scoring_reference(torch.full((3, 1, 16, 16), float("nan")))
 
 
 def test_growth_schedule_alternates_fade_in_and_stabilisation() -> None:

@@ -8,6 +8,12 @@ generator's ``forward`` always returns the full target resolution (the current s
 is upsampled when training stopped before full growth); training uses ``synthesize`` at the
 stage resolution. Layers use the equalised learning rate, the generator pixel norm, the
 discriminator a minibatch standard-deviation feature.
+
+The minibatch-stddev feature makes ``D(x)`` a function of the whole batch. As with batch norm,
+training mode uses the batch (the statistic the critic learns from), and eval mode, where ``D``
+scores queries (the discriminator attack), uses a fixed group: each query is judged inside a
+group of itself plus ``SCORING_GROUP_SIZE - 1`` fixed reference images (Karras et al. share the
+statistic within groups of 4), so its score depends on no other query.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganleaks.models.nets.common import constructor_kwargs, image_shape
+
+SCORING_GROUP_SIZE = 4  # Karras et al.'s minibatch-stddev group: a query plus 3 fixed images
+SCORING_REFERENCE_SEED = 0
 
 
 class EqualizedConv2d(nn.Module):
@@ -55,10 +64,38 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
 
 
-def minibatch_stddev(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Append the batch's average feature standard deviation as one extra constant channel."""
-    std = torch.sqrt(x.var(dim=0, unbiased=False) + eps).mean()
-    return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+def minibatch_stddev(x: torch.Tensor, eps: float = 1e-8, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """Append a group's average feature standard deviation as one extra constant channel.
+
+    Args:
+        x: ``(B, C, h, w)`` activations.
+        reference: ``None``: the group is the whole batch (training). ``(R, C, h, w)``
+            activations: each sample's group is itself plus ``reference``, so its channel
+            depends on no other sample of ``x`` (scoring).
+
+    Returns:
+        ``(B, C + 1, h, w)``.
+    """
+    if reference is None:
+        std = torch.sqrt(x.var(dim=0, unbiased=False) + eps).mean().expand(x.shape[0])
+    else:
+        group = torch.cat([x.unsqueeze(1), reference.unsqueeze(0).expand(x.shape[0], *reference.shape)], dim=1)
+        std = torch.sqrt(group.var(dim=1, unbiased=False) + eps).flatten(1).mean(dim=1)
+    return torch.cat([x, std.view(-1, 1, 1, 1).expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+
+
+def scoring_reference_images(data_shape: Sequence[int], num: int = SCORING_GROUP_SIZE - 1,
+                             seed: int = SCORING_REFERENCE_SEED) -> torch.Tensor:
+    """The default fixed group of a :class:`PGGANDiscriminator` in eval mode: ``(num, C, H, W)``
+    uniform noise in ``[-1, 1]`` from ``seed``.
+
+    A function of the shape and seed only (a local generator; the global RNG is untouched), so
+    a discriminator exported before the fixed group existed rebuilds the same group on loading.
+    The discriminator alone holds no in-distribution images; a caller with the generator can
+    set generated samples instead (:meth:`PGGANDiscriminator.set_scoring_reference`).
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    return torch.rand(int(num), *data_shape, generator=generator) * 2 - 1
 
 
 class _ConvAct(nn.Module):
@@ -163,7 +200,10 @@ class PGGANDiscriminator(_GrowthState):
 
     Shapes:
         ``forward(x: (B, C, h, w)) -> (B,)`` for any ``h = w >=`` the stage resolution (larger
-        inputs are average-pooled down to it); higher = more "real".
+        inputs are average-pooled down to it); higher = more "real". In training mode the
+        minibatch-stddev statistic is taken over ``x``; in eval mode each query is scored inside
+        a group of itself plus the fixed ``scoring_reference`` images, so ``D(x)[i]`` depends
+        on ``x[i]`` alone (batch size and order do not matter).
     """
 
     def __init__(self, *, data_shape: Sequence[int], fmap_base: int = 1024, fmap_max: int = 256,
@@ -183,8 +223,28 @@ class PGGANDiscriminator(_GrowthState):
         self.final_conv = _ConvAct(widths[0] + 1, widths[0], 3, 1, pixelnorm=False)
         self.final_dense = _ConvAct(widths[0], widths[0], 4, 0, pixelnorm=False)
         self.output = EqualizedLinear(widths[0], 1, gain=1.0)
+        # Not persistent: no new weights in exports, and older exports load and score the same.
+        self.register_buffer("scoring_reference", scoring_reference_images(self.data_shape), persistent=False)
+
+    def set_scoring_reference(self, images: torch.Tensor) -> None:
+        """Score eval-mode queries inside a group of each query plus ``images`` ``(R, C, H, W)``
+        in ``[-1, 1]`` (e.g. seeded generated samples) instead of the default noise group."""
+        if images.ndim != 4 or images.shape[0] < 1 or tuple(images.shape[1:]) != tuple(self.data_shape):
+            raise ValueError(f"the scoring reference must be (R >= 1, {', '.join(map(str, self.data_shape))}) "
+                             f"images, got shape {tuple(images.shape)}")
+        if not torch.isfinite(images).all():
+            raise ValueError("the scoring reference holds NaN or inf; pass finite images in [-1, 1]")
+        self.scoring_reference = images.detach().to(self.scoring_reference)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self._features(x)
+        reference = None if self.training else self._features(self.scoring_reference.to(x.dtype))
+        h = self.final_dense(self.final_conv(minibatch_stddev(h, reference=reference)))
+        return self.output(h.flatten(1)).view(x.shape[0])
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, h, w) -> (B, widths[0], 4, 4)``: every layer before the minibatch statistic
+        (all per sample)."""
         stage, alpha = int(self.stage), float(self.alpha)
         resolution = self.stage_resolution
         if x.shape[-1] != resolution:
@@ -197,5 +257,4 @@ class PGGANDiscriminator(_GrowthState):
                 h = torch.lerp(previous, h, alpha)
         for s in range(stage - 1, 0, -1):
             h = self.blocks[s](h)
-        h = self.final_dense(self.final_conv(minibatch_stddev(h)))
-        return self.output(h.flatten(1)).view(x.shape[0])
+        return h
