@@ -23,11 +23,10 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision, binary_roc
 
+from ganleaks.evaluation.estimates import FPR_TARGETS, INTERVAL_KEYS, TPR_KEYS
+
 log = logging.getLogger(__name__)
 
-FPR_TARGETS = (0.001, 0.01, 0.1)
-TPR_KEYS = tuple(f"tpr_at_fpr_{t}" for t in FPR_TARGETS)
-INTERVAL_KEYS = ("auc", "average_precision", *TPR_KEYS)  # each gets a ``<key>_ci`` = [low, high]
 CI_LEVEL = 0.95
 CI_METHOD = "percentile"
 N_BOOTSTRAP = 1000
@@ -230,7 +229,8 @@ def membership_metrics(scores: Tensor, labels: Tensor, *, seed: int = 0, n_resam
     estimable = tuple(t for t in FPR_TARGETS if n_nonmembers >= min_nonmembers(t))
     for target in FPR_TARGETS:
         if target not in estimable:
-            not_estimable[f"tpr_at_fpr_{target}"] = f"needs at least {min_nonmembers(target)} non-members, got {n_nonmembers}"
+            not_estimable[f"tpr_at_fpr_{target}"] = (
+                f"needs at least {min_nonmembers(target)} non-members, got {n_nonmembers}")
 
     result: dict[str, Any] = {name: math.nan for name in ("auc", "average_precision", *TPR_KEYS, "accuracy")}
     if n_members == 0 or n_nonmembers == 0:
@@ -275,24 +275,6 @@ def membership_metrics(scores: Tensor, labels: Tensor, *, seed: int = 0, n_resam
         "ci_seed": seed,
         "not_estimable": not_estimable,
     }
-
-
-def format_estimate(metrics: dict, key: str, digits: int = 3) -> str:
-    """``"0.912 [0.871, 0.947]"``, ``"0.912"`` without an interval, or ``"n/a (reason)"`` when null.
-
-    Copes with metrics written before intervals existed (no ``<key>_ci``) and with JSON nulls.
-    """
-    value = metrics.get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        reason = (metrics.get("not_estimable") or {}).get(key)
-        if reason and reason.startswith("needs at least "):
-            reason = "needs >= " + reason.removeprefix("needs at least ").split(",")[0]
-        return f"n/a ({reason})" if reason else "n/a"
-    text = f"{value:.{digits}f}"
-    interval = metrics.get(f"{key}_ci")
-    if interval is not None and len(interval) == 2 and None not in interval:
-        text += f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
-    return text
 
 
 class MembershipMetrics(Metric):

@@ -12,13 +12,8 @@ import torch
 from scipy.stats import norm
 from sklearn import metrics as sk
 
-from ganleaks.evaluation.metrics import (
-    INTERVAL_KEYS,
-    MembershipMetrics,
-    _rank_metrics,
-    format_estimate,
-    membership_metrics,
-)
+from ganleaks.evaluation.estimates import INTERVAL_KEYS, format_estimate
+from ganleaks.evaluation.metrics import MembershipMetrics, _rank_metrics, membership_metrics
 
 
 def _reference(scores: np.ndarray, labels: np.ndarray) -> dict:
@@ -215,7 +210,11 @@ def test_intervals_are_fast():
 
 def test_format_estimate_copes_with_nulls_and_old_results():
     result = membership_metrics(torch.tensor([0.9, 0.8, 0.3, 0.1]), torch.tensor([1, 1, 0, 0]))
-    assert format_estimate(result, "auc") == "1.000 [1.000, 1.000]"
+    assert format_estimate(result, "auc") == "1.000 [1.000, 1.000]"  # a zero-width interval: 3 decimals
+    # Decimals follow the interval's width (two significant digits of it).
+    assert format_estimate({"auc": 0.9123, "auc_ci": [0.8712, 0.9467]}, "auc") == "0.912 [0.871, 0.947]"
+    assert format_estimate({"t": 0.3012, "t_ci": [0.2134, 0.4021]}, "t") == "0.30 [0.21, 0.40]"
+    assert format_estimate({"t": 0.00361, "t_ci": [0.00221, 0.00690]}, "t") == "0.0036 [0.0022, 0.0069]"
     assert format_estimate(result, "tpr_at_fpr_0.001") == "n/a (needs >= 1000 non-members)"
     assert format_estimate({"auc": 0.91234}, "auc") == "0.912"  # written before intervals existed
     assert format_estimate({"auc": None}, "auc") == "n/a"
