@@ -20,7 +20,7 @@ def main(cfg: DictConfig) -> float:
         print(f"AUC {format_estimate(metrics, 'auc')}  TPR@1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.01')}  "
               f"TPR@0.1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.001')}  ({cfg.setting.name}, "
               f"calibration={cfg.calibration.name}, {metrics['n_members']} members / {metrics['n_nonmembers']} "
-              f"non-members; [95% bootstrap interval])")
+              f"non-members; brackets: 95% bootstrap interval)")
         print(f"best-threshold accuracy {format_estimate(metrics, 'accuracy')} (optimistic: the threshold is chosen "
               "on the evaluated queries)")
     return metrics.get("auc", float("nan"))
