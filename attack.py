@@ -9,6 +9,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from ganleaks.evaluation.estimates import format_estimate
 from ganleaks.workflows import attack
 
 
@@ -16,9 +17,12 @@ from ganleaks.workflows import attack
 def main(cfg: DictConfig) -> float:
     metrics = attack(cfg, HydraConfig.get().runtime.output_dir)
     if metrics:
-        print(f"AUC {metrics['auc']:.4f}  TPR@1%FPR {metrics['tpr_at_fpr_0.01']:.4f}  "
-              f"TPR@0.1%FPR {metrics['tpr_at_fpr_0.001']:.4f}  ({cfg.setting.name}, calibration={cfg.calibration.name}, "
-              f"{metrics['n_members']} members / {metrics['n_nonmembers']} non-members)")
+        print(f"AUC {format_estimate(metrics, 'auc')}  TPR@1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.01')}  "
+              f"TPR@0.1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.001')}  ({cfg.setting.name}, "
+              f"calibration={cfg.calibration.name}, {metrics['n_members']} members / {metrics['n_nonmembers']} "
+              f"non-members; brackets: 95% bootstrap interval)")
+        print(f"best-threshold accuracy {format_estimate(metrics, 'accuracy')} (optimistic: the threshold is chosen "
+              "on the evaluated queries)")
     return metrics.get("auc", float("nan"))
 
 

@@ -14,7 +14,10 @@ the first folder given):
 * ``epsilon_vs_auc.png``: DP victims, AUC against epsilon beside the sample quality;
 * ``auc_vs_k.png``: full black-box / Monte-Carlo AUC against the number of generated samples k.
 
-A figure is written only when the runs vary along its x axis. When the runs were logged to
+Metrics are shown with their 95% bootstrap interval where the run recorded one (the table as
+``0.912 [0.871, 0.947]``, the figures as a shaded band); a metric that was not estimable (a TPR
+at an FPR the non-members cannot resolve) is ``n/a``. Runs written before intervals existed load
+and render without them. A figure is written only when the runs vary along its x axis. When the runs were logged to
 Weights & Biases, the table and the figures are also logged there as one ``report`` run (offline
 unless ``WANDB_MODE`` says otherwise); a W&B failure is logged and never stops the report.
 """
@@ -35,9 +38,12 @@ from typing import Any, Iterable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from ganleaks.evaluation.estimates import INTERVAL_KEYS, format_estimate
+
 log = logging.getLogger("ganleaks.report")
 
-# (column, header in the Markdown table, format)
+# (column, header in the Markdown table, format); "ci": the estimate with its interval when the run
+# recorded one ("0.912 [0.871, 0.947]"), "n/a" when not estimable (see ganleaks.evaluation.metrics).
 COLUMNS: list[tuple[str, str, str]] = [
     ("data", "data", "s"),
     ("model", "model", "s"),
@@ -50,12 +56,12 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("distance", "distance", "s"),
     ("k", "k", "d"),
     ("seed", "seed", "d"),
-    ("auc", "AUC", ".4f"),
-    ("average_precision", "AP", ".4f"),
-    ("tpr_at_fpr_0.001", "TPR@0.1%", ".4f"),
-    ("tpr_at_fpr_0.01", "TPR@1%", ".4f"),
-    ("tpr_at_fpr_0.1", "TPR@10%", ".4f"),
-    ("accuracy", "accuracy", ".4f"),
+    ("auc", "AUC [95% CI]", "ci"),
+    ("average_precision", "AP [95% CI]", "ci"),
+    ("tpr_at_fpr_0.001", "TPR@0.1% [95% CI]", "ci"),
+    ("tpr_at_fpr_0.01", "TPR@1% [95% CI]", "ci"),
+    ("tpr_at_fpr_0.1", "TPR@10% [95% CI]", "ci"),
+    ("accuracy", "best-threshold accuracy (optimistic)", "ci"),
     ("n", "n", "d"),
     ("n_failed", "failed", "d"),
     ("wall_seconds", "wall s", ".1f"),
@@ -171,6 +177,9 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     for key in ("auc", "average_precision", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "tpr_at_fpr_0.1", "accuracy",
                 "n_failed", "wall_seconds", "epsilon"):
         row[key] = metrics.get(key)
+    for key in INTERVAL_KEYS:  # absent in runs from before intervals: no interval, no band
+        row[f"{key}_ci"] = _interval(metrics.get(f"{key}_ci"))
+    row["not_estimable"] = metrics.get("not_estimable") or {}
     victim_dir = resolve_victim_dir(row["victim_run_dir"], run_dir)
     if victim_dir is not None:
         if row["epsilon"] is None:
@@ -185,6 +194,15 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     if row["epsilon"] is not None and row["privacy"] == "none":
         row["privacy"] = "dp"
     return row
+
+
+def _interval(value: Any) -> list[float] | None:
+    """``[low, high]`` as floats, or None for a missing, null or malformed interval."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(low) or math.isnan(high) else [low, high]
 
 
 def _uses_wandb(cfg: DictConfig | None, run_dir: Path) -> bool:
@@ -233,7 +251,9 @@ def gather(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
 # Tables
 
 
-def _format(value: Any, spec: str) -> str:
+def _format(value: Any, spec: str, row: dict | None = None, key: str = "") -> str:
+    if spec == "ci":
+        return format_estimate(row, key).split(" (")[0]  # "n/a" without its reason: metrics.json has it
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if spec == "s":
@@ -244,19 +264,38 @@ def _format(value: Any, spec: str) -> str:
         return str(value)
 
 
+def _raw_columns() -> list[str]:
+    """Keys of the raw table (CSV, W&B): the columns, each interval as ``<key>_ci_low, <key>_ci_high``."""
+    keys = []
+    for key, _, _ in COLUMNS:
+        keys.append(key)
+        if key in INTERVAL_KEYS:
+            keys += [f"{key}_ci_low", f"{key}_ci_high"]
+    return keys
+
+
+def _raw_value(row: dict, key: str) -> Any:
+    for end, index in (("_ci_low", 0), ("_ci_high", 1)):
+        if key.endswith(end):
+            interval = row.get(key.removesuffix(end) + "_ci")
+            return None if interval is None else interval[index]
+    return row.get(key)
+
+
 def to_csv(rows: list[dict]) -> str:
-    """The table as CSV (raw values, one header row of column keys)."""
+    """The table as CSV (raw values, one header row of column keys; intervals as ``_ci_low``/``_ci_high``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([key for key, _, _ in COLUMNS])
+    columns = _raw_columns()
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row.get(key) is None else row[key] for key, _, _ in COLUMNS])
+        writer.writerow(["" if _raw_value(row, key) is None else _raw_value(row, key) for key in columns])
     return buffer.getvalue()
 
 
 def to_markdown(rows: list[dict], relative_to: Path | None = None) -> str:
-    """The table as GitHub Markdown; columns empty in every row are left out."""
-    columns = [c for c in COLUMNS if any(row.get(c[0]) is not None for row in rows)]
+    """The table as GitHub Markdown; columns empty in every row are left out (metrics never: null is "n/a")."""
+    columns = [c for c in COLUMNS if c[2] == "ci" or any(row.get(c[0]) is not None for row in rows)]
     lines = ["| " + " | ".join(header for _, header, _ in columns) + " |",
              "|" + "|".join("---:" if spec != "s" else "---" for _, _, spec in columns) + "|"]
     for row in rows:
@@ -265,7 +304,7 @@ def to_markdown(rows: list[dict], relative_to: Path | None = None) -> str:
             value = row.get(key)
             if key == "run_dir" and relative_to is not None:
                 value = os.path.relpath(value, relative_to)
-            cells.append(_format(value, spec).replace("|", "\\|"))
+            cells.append(_format(value, spec, row, key).replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -295,6 +334,31 @@ def _curves(rows: list[dict], x_key: str, y_key: str, panel_key, line_key) -> di
         points[panel_key(row)][line_key(row)][float(row[x_key])].append(float(row[y_key]))
     return {panel: {line: sorted((x, _mean(ys)) for x, ys in xs.items()) for line, xs in lines.items()}
             for panel, lines in points.items()}
+
+
+def _bands(rows: list[dict], x_key: str, y_key: str, panel_key, line_key) -> dict:
+    """``{panel: {line: {x: (low, high)}}}``: the 95% intervals of ``y_key`` where runs recorded one
+    (the mean of the bounds over duplicate runs); runs from before intervals have none."""
+    bounds: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for row in rows:
+        interval = row.get(f"{y_key}_ci")
+        if row.get(x_key) is None or row.get(y_key) is None or interval is None:
+            continue
+        bounds[panel_key(row)][line_key(row)][float(row[x_key])].append(interval)
+    return {panel: {line: {x: (_mean([b[0] for b in bs]), _mean([b[1] for b in bs])) for x, bs in xs.items()}
+                    for line, xs in lines.items()} for panel, lines in bounds.items()}
+
+
+def _plot_line(ax, points: list[tuple[float, float]], band: dict | None, style: str, **kwargs) -> None:
+    """One curve, with its 95% interval as a shaded band where the runs recorded intervals."""
+    xs, ys = zip(*points)
+    ax.plot(xs, ys, style, **kwargs)
+    if band:
+        # NaN where a point has no interval: fill_between leaves a gap there.
+        low = [band.get(x, (math.nan, math.nan))[0] for x in xs]
+        high = [band.get(x, (math.nan, math.nan))[1] for x in xs]
+        ax.fill_between(xs, low, high, color=kwargs.get("color"), alpha=0.15, linewidth=0,
+                        label="shaded: 95% bootstrap interval")
 
 
 def _setting_colours(settings: Iterable[str]) -> dict[str, Any]:
@@ -344,6 +408,9 @@ def _save(plt, fig, path: Path) -> Path:
                 handles.append(handle)
                 labels.append(label)
     if handles:
+        last = [i for i, label in enumerate(labels) if label.startswith("shaded:")]  # the band's key after the lines
+        order = [i for i in range(len(labels)) if i not in last] + last
+        handles, labels = [handles[i] for i in order], [labels[i] for i in order]
         fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small", frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -379,16 +446,22 @@ def plot_train_size(rows: list[dict], path: Path) -> Path | None:
         return (row["setting"], row["calibration"])
     auc = _curves(rows, "train_size", "auc", _victim_label, line)
     tpr = _curves(rows, "train_size", "tpr_at_fpr_0.01", _victim_label, line)
+    bands = {"auc": _bands(rows, "train_size", "auc", _victim_label, line),
+             "tpr": _bands(rows, "train_size", "tpr_at_fpr_0.01", _victim_label, line)}
     panels = sorted(auc)
     colours = _setting_colours(row["setting"] for row in rows)
     plt, fig, axes = _figure(2, len(panels))
     for col, panel in enumerate(panels):
-        for r, (curves, ylabel) in enumerate(((auc, "ROC AUC"), (tpr, "TPR @ 1% FPR"))):
+        for r, (curves, band, ylabel) in enumerate(((auc, bands["auc"], "ROC AUC"),
+                                                    (tpr, bands["tpr"], "TPR @ 1% FPR"))):
             ax = axes[r][col]
             for (setting, calibration), points in sorted(curves.get(panel, {}).items(), key=_line_order):
-                xs, ys = zip(*points)
-                ax.plot(xs, ys, _style(calibration), marker="o", markersize=3, color=colours[setting],
-                        label=f"{setting} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})")
+                _plot_line(ax, points, band.get(panel, {}).get((setting, calibration)), _style(calibration),
+                           marker="o", markersize=3, color=colours[setting],
+                           label=f"{setting} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})")
+            if not curves.get(panel):
+                ax.text(0.5, 0.5, "not estimable in these runs\n(needs >= 100 non-members)", ha="center",
+                        va="center", transform=ax.transAxes, fontsize="small")
             ax.set_xscale("log")
             ax.axhline(0.5 if r == 0 else 0.01, color="grey", linewidth=0.6, linestyle=":")
             ax.set_xlabel("training-set size")
@@ -412,6 +485,7 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
     panels = sorted({panel(row) for row in dp_rows})
     baseline_rows = [row for row in rows if row.get("epsilon") is None and panel(row) in panels]
     auc = _curves(dp_rows, "epsilon", "auc", panel, lambda row: (row["setting"], row["calibration"]))
+    auc_bands = _bands(dp_rows, "epsilon", "auc", panel, lambda row: (row["setting"], row["calibration"]))
     quality = _curves(dp_rows, "epsilon", "fid_classifier", panel, lambda row: "quality")
     baseline_auc = _curves(baseline_rows, "train_size", "auc", panel, lambda row: (row["setting"], row["calibration"]))
     baseline_quality = _curves(baseline_rows, "train_size", "fid_classifier", panel, lambda row: "quality")
@@ -420,9 +494,9 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
     for r, name in enumerate(panels):
         ax = axes[r][0]
         for (setting, calibration), points in sorted(auc.get(name, {}).items(), key=_line_order):
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, _style(calibration), marker="o", markersize=3, color=colours[setting],
-                    label=f"{setting} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})")
+            _plot_line(ax, points, auc_bands.get(name, {}).get((setting, calibration)), _style(calibration),
+                       marker="o", markersize=3, color=colours[setting],
+                       label=f"{setting} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})")
         for (setting, calibration), points in sorted(baseline_auc.get(name, {}).items(), key=_line_order):
             ax.axhline(points[0][1], linestyle=_style(calibration), linewidth=0.8, alpha=0.5, color=colours[setting])
         if name in baseline_auc:
@@ -454,8 +528,10 @@ def plot_k(rows: list[dict], path: Path) -> Path | None:
     k_rows = [row for row in rows if row.get("setting") in SWEEP_K_SETTINGS and row.get("k") is not None]
     if not _varies(k_rows, "k", ("data", "model", "setting", "train_size")):
         return None
-    curves = _curves(k_rows, "k", "auc", _victim_label,
-                     lambda row: (row["setting"], row["calibration"], row["train_size"]))
+    def line(row):
+        return (row["setting"], row["calibration"], row["train_size"])
+    curves = _curves(k_rows, "k", "auc", _victim_label, line)
+    bands = _bands(k_rows, "k", "auc", _victim_label, line)
     colours = _setting_colours(row["setting"] for row in k_rows)
     panels = sorted(curves)
     plt, fig, axes = _figure(1, len(panels))
@@ -464,9 +540,9 @@ def plot_k(rows: list[dict], path: Path) -> Path | None:
         sizes = sorted({key[2] for key in curves[panel]}, key=lambda s: (s is None, s))
         markers = dict(zip(sizes, "osD^v<>p*h"))
         for (setting, calibration, size), points in sorted(curves[panel].items(), key=_line_order):
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, _style(calibration), marker=markers.get(size, "o"), markersize=3, color=colours[setting],
-                    label=f"{setting} n={size} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})")
+            _plot_line(ax, points, bands.get(panel, {}).get((setting, calibration, size)), _style(calibration),
+                       marker=markers.get(size, "o"), markersize=3, color=colours[setting],
+                       label=f"{setting} n={size} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})")
         _auc_axes(ax, "k (generated samples)", panel)
     return _save(plt, fig, path)
 
@@ -490,8 +566,8 @@ def log_to_wandb(report: Report, project: str | None = None) -> bool:
     try:
         run = wandb.init(project=str(project), job_type="report", name="ganleaks-report",
                          mode=os.environ.get("WANDB_MODE", "offline"), dir=str(report.out_dir))
-        columns = [key for key, _, _ in COLUMNS]
-        table = wandb.Table(columns=columns, data=[[row.get(key) for key in columns] for row in report.rows],
+        columns = _raw_columns()
+        table = wandb.Table(columns=columns, data=[[_raw_value(row, key) for key in columns] for row in report.rows],
                             allow_mixed_types=True)  # missing values (None) beside numbers
         payload: dict[str, Any] = {"attack_runs": table}
         for name, path in report.files.items():

@@ -31,7 +31,8 @@ def make_victim(root: Path, model: str, train_size: int, epsilon: float | None =
 
 
 def make_attack_run(root: Path, victim: Path, model: str, train_size: int, setting: str, calibration: str,
-                    auc: float, k: int | None = None, epsilon: float | None = None, logger: dict | None = None) -> Path:
+                    auc: float, k: int | None = None, epsilon: float | None = None, logger: dict | None = None,
+                    intervals: bool = False) -> Path:
     run = root / "attack" / victim.relative_to(root / "train") / f"{setting}{'' if k is None else f'_k{k}'}" / \
         f"{calibration}-paper"
     (run / ".hydra").mkdir(parents=True)
@@ -53,6 +54,12 @@ def make_attack_run(root: Path, victim: Path, model: str, train_size: int, setti
                "reference_run_dir": None, "seed": 0, "wall_seconds": 1.5}
     if epsilon is not None:
         metrics["epsilon"] = epsilon
+    if intervals:  # as metrics.json has been written since intervals exist; 10 non-members resolve 10% only
+        metrics.update({"auc_ci": [auc - 0.1, min(auc + 0.05, 1.0)], "average_precision_ci": [auc - 0.1, auc],
+                        "tpr_at_fpr_0.001": None, "tpr_at_fpr_0.001_ci": None, "tpr_at_fpr_0.01": None,
+                        "tpr_at_fpr_0.01_ci": None, "tpr_at_fpr_0.1_ci": [auc / 4, auc / 2 + 0.1],
+                        "not_estimable": {"tpr_at_fpr_0.001": "needs at least 1000 non-members, got 10",
+                                          "tpr_at_fpr_0.01": "needs at least 100 non-members, got 10"}})
     (run / "metrics.json").write_text(json.dumps(metrics))
     return run
 
@@ -203,3 +210,54 @@ def test_relative_victim_dir_is_found_from_the_study_root(size_study, tmp_path, 
     (run / "metrics.json").write_text(json.dumps(metrics))
     monkeypatch.chdir(tmp_path.parent)  # somewhere else: found by walking up from the attack run
     assert report_module.resolve_victim_dir(metrics["victim_run_dir"], run) == victim.resolve()
+
+
+class FillBetweenSpy:
+    """Counts the shaded interval bands the figures draw."""
+
+    def __init__(self, monkeypatch):
+        import matplotlib.axes
+
+        self.calls = []
+        original = matplotlib.axes.Axes.fill_between
+
+        def spy(ax, x, low, high, **kwargs):
+            self.calls.append((ax, list(x), list(low), list(high)))
+            return original(ax, x, low, high, **kwargs)
+
+        monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", spy)
+
+
+def test_intervals_show_in_the_table_and_as_bands(tmp_path, monkeypatch):
+    root = tmp_path / "study"
+    for size in (64, 256):
+        victim = make_victim(root, "dcgan", size)
+        make_attack_run(root, victim, "dcgan", size, "whitebox", "none", 0.9 if size == 64 else 0.6, intervals=True)
+    for k in (100, 1000):
+        victim = make_victim(root, "wgangp", 256)
+        make_attack_run(root, victim, "wgangp", 256, "fullbb", "none", 0.5 + k / 1e4, k=k, intervals=True)
+    spy = FillBetweenSpy(monkeypatch)
+    result = build_report([root], tmp_path / "out", wandb="off")
+    header, _, first, *_ = (tmp_path / "out" / "runs.md").read_text().splitlines()
+    assert "AUC [95% CI]" in header and "best-threshold accuracy (optimistic)" in header
+    cells = [cell.strip() for cell in first.split("|")]
+    assert "0.90 [0.80, 0.95]" in cells  # dcgan n64: AUC with its interval, decimals as resolved
+    assert cells.count("n/a") == 2  # TPR at 0.1% and 1% with 10 non-members: not estimable
+    rows = read_csv(tmp_path / "out" / "runs.csv")
+    assert rows[0]["tpr_at_fpr_0.001"] == "" and rows[0]["tpr_at_fpr_0.001_ci_low"] == ""
+    assert float(rows[0]["auc_ci_low"]) == pytest.approx(0.8) and float(rows[0]["auc_ci_high"]) == pytest.approx(0.95)
+    assert {"auc_vs_train_size", "auc_vs_k"} <= set(result.files)
+    # Bands: AUC against the training-set size (the TPR@1% panel has no estimable points) and against k.
+    assert sorted(call[0].get_ylabel() for call in spy.calls) == ["ROC AUC", "ROC AUC"]  # read once labelled
+    auc_bands = spy.calls
+    by_size = next(call for call in auc_bands if call[1] == [64.0, 256.0])
+    assert by_size[2] == pytest.approx([0.8, 0.5]) and by_size[3] == pytest.approx([0.95, 0.65])
+
+
+def test_results_from_before_intervals_render_without_bands(size_study, tmp_path, monkeypatch):
+    spy = FillBetweenSpy(monkeypatch)
+    result = build_report([size_study / "attack"], tmp_path / "out", wandb="off")
+    assert result.files["auc_vs_train_size"].stat().st_size > 1000 and spy.calls == []
+    first = (tmp_path / "out" / "runs.md").read_text().splitlines()[2]
+    assert "| 1.000 |" in first and "[" not in first  # the point estimate alone
+    assert all(row["auc_ci"] is None for row in result.rows)

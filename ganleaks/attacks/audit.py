@@ -22,6 +22,7 @@ from ganleaks.attacks.runner import global_rank, score_queries
 from ganleaks.data.loading import load_sample_set, read_trained_on
 from ganleaks.data.sample_set import SampleSet
 from ganleaks.data.split import atomic_write_text, load_manifest
+from ganleaks.evaluation.estimates import format_estimate
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.evaluation.plots import plot_roc, save_reconstruction_grid
 from ganleaks.models import load_discriminator, load_generator
@@ -329,9 +330,9 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     plot_roc(score, labels, out_dir / "roc.png")
     _save_grid(cfg, out_dir, victim_dir, reference_dir, sample_set, victim, reference, ids, labels)
     _log_to_loggers(cfg, out_dir, metrics)
-    log.info("%s on %s: AUC %.4f, TPR@1%%FPR %.4f (%d members, %d non-members, %d failed) -> %s",
-             cfg.setting.name, victim_dir, metrics["auc"], metrics["tpr_at_fpr_0.01"], metrics["n_members"],
-             metrics["n_nonmembers"], metrics.get("n_failed", 0), out_dir)
+    log.info("%s on %s: AUC %s, TPR@1%%FPR %s (%d members, %d non-members, %d failed) -> %s",
+             cfg.setting.name, victim_dir, format_estimate(metrics, "auc"), format_estimate(metrics, "tpr_at_fpr_0.01"),
+             metrics["n_members"], metrics["n_nonmembers"], metrics.get("n_failed", 0), out_dir)
     return metrics
 
 

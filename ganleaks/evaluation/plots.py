@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from ganleaks.evaluation.estimates import format_estimate  # noqa: E402
 from ganleaks.evaluation.metrics import membership_metrics, roc_curve  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def plot_roc(scores: Tensor, labels: Tensor, path: str | os.PathLike, title: str
     figure, (linear, loglog) = plt.subplots(1, 2, figsize=(10, 4.5))
     if int(labels[keep].sum()) and int((labels[keep] == 0).sum()):
         fpr, tpr = roc_curve(scores[keep], labels[keep])
-        label = f"AUC {metrics['auc']:.3f}, TPR@1%FPR {metrics['tpr_at_fpr_0.01']:.3f}"
+        label = f"AUC {format_estimate(metrics, 'auc')}, TPR@1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.01')}"
         linear.plot(fpr.numpy(), tpr.numpy(), label=label)
         loglog.plot(fpr.numpy(), tpr.numpy(), label=label)
     n = max(int(keep.sum()), 2)
