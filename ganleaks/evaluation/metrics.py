@@ -52,13 +52,13 @@ def membership_metrics(scores: Tensor, labels: Tensor) -> dict[str, float | int]
     """All metrics of one attack.
 
     Args:
-        scores: ``(N,)`` membership scores, higher = member; NaN (failed queries) are excluded.
+        scores: ``(N,)`` membership scores, higher = member; NaN (failed queries) and +-inf are excluded.
         labels: ``(N,)`` 1 = member, 0 = non-member.
 
     Returns:
         ``auc``, ``average_precision``, ``tpr_at_fpr_0.001``, ``tpr_at_fpr_0.01``,
         ``tpr_at_fpr_0.1``, ``accuracy`` (at the best threshold), ``n_members``, ``n_nonmembers``
-        (queries scored) and ``n_failed`` (NaN scores). Metrics are NaN when a class is empty.
+        (queries scored) and ``n_failed`` (non-finite scores). Metrics are NaN when a class is empty.
 
     Example:
         >>> m = membership_metrics(torch.tensor([0.9, 0.8, 0.3, 0.1]), torch.tensor([1, 1, 0, 0]))
@@ -71,7 +71,7 @@ def membership_metrics(scores: Tensor, labels: Tensor) -> dict[str, float | int]
         raise ValueError(f"scores and labels must have the same length, got {len(scores)} and {len(labels)}")
     if not bool(((labels == 0) | (labels == 1)).all()):
         raise ValueError("labels must be 0 (non-member) or 1 (member)")
-    failed = torch.isnan(scores)
+    failed = ~torch.isfinite(scores)  # NaN (a failed query) and +-inf alike: never ranked, never in an AUC
     scores, labels = scores[~failed], labels[~failed].long()
     n_members, n_nonmembers = int((labels == 1).sum()), int((labels == 0).sum())
     result: dict[str, float | int] = {
