@@ -4,7 +4,7 @@
     ganleaks-report outputs/cpu_size/attack
 
 Every folder under the given ones that holds a ``metrics.json`` is an attack run; its
-``.hydra/config.yaml`` says what was attacked. Writes into ``--out`` (default: ``report/`` inside
+``run.json`` (written with the results; ``.hydra/config.yaml`` for older runs) says what was attacked. Writes into ``--out`` (default: ``report/`` inside
 the first folder given):
 
 * ``runs.csv`` and ``runs.md``: one row per attack run (sorted), with the victim's sample quality
@@ -116,6 +116,16 @@ def _select(cfg: DictConfig | None, key: str, default: Any = None) -> Any:
 
 
 def _load_config(run_dir: Path) -> DictConfig | None:
+    """The config a run's results were computed with: its ``run.json`` (written with the results), else,
+    for runs written before run.json existed, ``.hydra/config.yaml`` (written when a command starts)."""
+    record = _read_json(run_dir / "run.json")
+    if record is not None and isinstance(record.get("config"), dict):
+        metrics = _read_json(run_dir / "metrics.json")
+        if "metrics" not in record or json.dumps(record["metrics"], sort_keys=True) == json.dumps(metrics,
+                                                                                                 sort_keys=True):
+            return OmegaConf.create(record["config"])
+        log.warning("%s/run.json and metrics.json disagree (a write was interrupted?); reading .hydra/config.yaml",
+                    run_dir)
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         log.warning("%s has no .hydra/config.yaml: data, model and sizes are left empty", run_dir)
@@ -142,11 +152,16 @@ def resolve_victim_dir(victim_run_dir: str | None, attack_dir: Path) -> Path | N
 
 
 def _read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``; None (with a warning) when it is missing, unreadable or not an object."""
     try:
-        return json.loads(path.read_text()) if path.is_file() else None
+        value = json.loads(path.read_text()) if path.is_file() else None
     except (OSError, json.JSONDecodeError) as error:
         log.warning("cannot read %s (%s); ignoring it", path, error)
         return None
+    if value is not None and not isinstance(value, dict):
+        log.warning("cannot read %s (a JSON %s, not an object); ignoring it", path, type(value).__name__)
+        return None
+    return value
 
 
 def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -154,7 +169,7 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     run_dir = Path(run_dir)
     metrics = _read_json(run_dir / "metrics.json")
     if metrics is None:
-        raise ValueError(f"{run_dir / 'metrics.json'} is missing or not valid JSON")
+        raise ValueError(f"{run_dir / 'metrics.json'} is missing, not valid JSON or not a JSON object")
     cfg = _load_config(run_dir)
     privacy_enabled = bool(_select(cfg, "privacy.enabled", False))
     row: dict[str, Any] = {

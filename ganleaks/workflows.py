@@ -8,6 +8,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
+from ganleaks.config_checks import check_attack_config, check_train_config
 from ganleaks.data import MembershipDataModule
 from ganleaks.data.loading import load_sample_set, prepare_split, write_trained_on
 
@@ -37,6 +38,7 @@ def train(cfg: DictConfig, run_dir: str | Path):
     from ganleaks.models.training import check_trainable, fit_victim
 
     _check_split_config(cfg.data)
+    check_train_config(cfg)
     run_dir = Path(run_dir)
     pl.seed_everything(cfg.seed, workers=True)
     sample_set = load_sample_set(cfg.data)
@@ -57,5 +59,6 @@ def attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Run the attack ``cfg`` describes against ``cfg.victim.run_dir``; outputs go to ``out_dir``."""
     from ganleaks.attacks.audit import run_attack
 
+    check_attack_config(cfg)  # numbers and choices by key name, before seeding or reading anything
     pl.seed_everything(cfg.seed, workers=True)
     return run_attack(cfg, Path(out_dir))

@@ -204,11 +204,11 @@ def test_num_queries_outside_the_split(trained_root, tmp_path, num_queries):
 # ----------------------------------------------------------------------------------- attack settings
 
 @pytest.mark.parametrize(("setting", "override", "match"), [
-    ("fullbb", "setting.k=0", "setting.k and setting.chunk_size must be >= 1"),
-    ("whitebox", "setting.init=best", "setting.init must be zero, random or nn"),
-    ("whitebox", "setting.nn_k=0", "setting.nn_k must be >= 1"),
-    ("partialbb", "setting.restarts=0", "setting.restarts must be >= 1"),
-    ("whitebox", "attack.batch_size=0", "attack.batch_size=0: set it to a positive integer"),
+    ("fullbb", "setting.k=0", "setting.k=0 is out of range: set setting.k to an integer >= 1"),
+    ("whitebox", "setting.init=best", "setting.init='best' is not valid: choose one of zero, random, nn"),
+    ("whitebox", "setting.nn_k=0", "setting.nn_k=0 is out of range: set setting.nn_k to an integer >= 1"),
+    ("partialbb", "setting.restarts=0", "setting.restarts=0 .*>= 1"),
+    ("whitebox", "attack.batch_size=0", "attack.batch_size=0 is out of range: set attack.batch_size to .* >= 1"),
 ])
 def test_bad_setting_values(trained_root, tmp_path, setting, override, match):
     refused_attack(trained_root, tmp_path / "out", attack_overrides(setting, extra=[override]), ValueError, match)
@@ -340,3 +340,146 @@ def test_resuming_with_another_model_config(trained_root, tmp_path):
         train(cfg, run)
     assert {name: (run / name).read_bytes() for name in before} == before
     assert not (run / "logs" / "version_1").exists()
+
+
+# ------------------------------------------------------------------------------ values checked where read (issue 15)
+
+@pytest.mark.parametrize(("setting", "override", "match"), [
+    ("montecarlo", "setting.quantile=2", r"setting.quantile=2 .*\[0, 1\]"),  # used to fail inside kthvalue
+    ("montecarlo", "setting.epsilon_rule=median", "setting.epsilon_rule='median'.*nearest, pairwise"),
+    ("fullbb", "setting.k=many", "setting.k='many'.*integer.*>= 1"),
+    ("fullbb", "setting.rerank_top=0", r"setting.rerank_top=0 .*>= 1"),
+    ("fullbb", "setting.bank_cache_mb=-1", r"setting.bank_cache_mb=-1 .*>= 0"),
+    ("whitebox", "setting.max_iter=-1", r"setting.max_iter=-1 .*>= 0"),
+    ("whitebox", "distance.latent_weight=-1", r"distance.latent_weight=-1 .*>= 0"),
+    ("fullbb", "seed=-1", r"seed=-1 .*0 \.\. 4294967295"),
+    ("fullbb", "attack.num_queries=some", "attack.num_queries='some'.*integer"),
+    ("fullbb", "attack.save_reconstructions=-1", r"attack.save_reconstructions=-1 .*>= 0"),
+])
+def test_out_of_range_settings_name_the_key_and_range(trained_root, tmp_path, setting, override, match):
+    refused_attack(trained_root, tmp_path / "out", attack_overrides(setting, extra=[override]), ValueError,
+                   match)
+
+
+@pytest.mark.parametrize(("override", "match"), [
+    ("data.batch_size=0", r"data.batch_size=0 .*>= 1"),  # used to be the DataLoader's "batch_size should be ..."
+    ("data.batch_size=big", "data.batch_size='big'.*integer"),
+    ("seed=-1", r"seed=-1 .*0 \.\. 4294967295"),  # used to be "-1 is not in bounds, numpy accepts ..."
+    ("data.num_workers=-1", r"data.num_workers=-1 .*>= 0"),
+])
+def test_training_values_checked_where_read(tmp_path, override, match):
+    refused_training(tmp_path, [override], ValueError, match)
+
+
+def test_a_malformed_metrics_file_is_skipped_like_invalid_json(tmp_path, caplog):
+    from ganleaks.report import gather
+
+    for name, text in (("good", None), ("list", "[0.5, 0.6]"), ("invalid", "{ not json")):
+        run = tmp_path / name
+        run.mkdir()
+        metrics = {"auc": 0.7, "n_members": 2, "n_nonmembers": 2, "setting": "fullbb"}
+        (run / "metrics.json").write_text(json.dumps(metrics) if text is None else text)
+    caplog.set_level("WARNING", logger="ganleaks.report")
+    rows = gather([tmp_path])
+    assert [Path(row["run_dir"]).name for row in rows] == ["good"]
+    assert "list" in caplog.text and "invalid" in caplog.text
+
+
+# ------------------------------------------------------------------------------ the command line (issue 15)
+
+DOCUMENTED = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    """Every ``python train.py ...`` / ``python attack.py ...`` line in the README and docs, as arguments."""
+    import re
+    import shlex
+
+    commands = []
+    for path in DOCUMENTED:
+        for line in path.read_text().splitlines():
+            for match in re.finditer(r"python (?:train|attack)\.py([^`#|\n&]*)", line):
+                text = match.group(1).replace("...", "").rstrip("\\ ")
+                try:
+                    args = shlex.split(text.replace("$HOME", "/home/user"))
+                except ValueError:
+                    continue
+                args = [a for a in args if not re.fullmatch(r"\[.*\]|<.*>", a)]  # placeholders: [overrides]
+                commands.append((f"{path.name}: {match.group(0).strip()}", args))
+    return commands
+
+
+def test_every_documented_command_line_parses():
+    """``data.root=~/data/celeba`` (README) failed in Hydra's override parser (LexerNoViableAltException)."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    commands = documented_commands()
+    assert len(commands) > 20
+    for where, args in commands:
+        overrides = [a for a in get_args_parser().parse_known_args(args)[0].overrides]
+        parser.parse_overrides(overrides)  # raises OverrideParseException on a form Hydra rejects
+        assert where
+
+
+def run_app(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, **(env or {})})
+
+
+@pytest.mark.slow
+def test_an_override_hydra_cannot_parse_points_at_the_quoting_rule(tmp_path):
+    result = run_app("train.py", "data=celeba", "data.root=~/data/celeba", f"paths.root={tmp_path}")
+    assert result.returncode != 0
+    assert "data.root=~/data/celeba" in result.stderr and "quote" in result.stderr.lower()
+    assert """'data.root="~/data/celeba"'""" in result.stderr
+    assert not list(tmp_path.rglob("*.yaml"))
+
+
+@pytest.mark.slow
+def test_our_errors_print_one_message_and_keep_the_traceback_behind_hydra_full_error(tmp_path):
+    args = ("attack.py", "setting=fullbb", f"paths.root={tmp_path}")
+    result = run_app(*args)
+    assert result.returncode != 0
+    assert "does not exist. Train it first" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 6  # vs 10-40 lines
+    assert "FileNotFoundError: victim run folder" in result.stderr  # the error itself, on one line
+    full = run_app(*args, env={"HYDRA_FULL_ERROR": "1"})
+    assert full.returncode != 0 and "Traceback" in full.stderr and "does not exist" in full.stderr
+
+
+def test_bugs_keep_their_traceback_user_errors_do_not():
+    from ganleaks.cli import is_user_error
+
+    def raised(function):
+        try:
+            function()
+        except Exception as error:  # noqa: BLE001
+            return error
+        raise AssertionError("did not raise")
+
+    from ganleaks.data.sources import load_image_folder
+
+    manifest = MembershipSplit("x", 8, "f", 0, {"members": [0, 1, 2, 3], "nonmembers": [], "reference": [4, 5]})
+    assert is_user_error(raised(lambda: select_queries(manifest, None, 0)))  # AttackConfigError
+    assert is_user_error(raised(lambda: load_image_folder("/nonexistent/images")))  # FileNotFoundError, deliberate
+    assert not is_user_error(raised(lambda: select_queries(None, None, 0)))  # AttributeError: a bug
+    assert not is_user_error(raised(lambda: torch.zeros(2, 3) @ torch.zeros(2, 3)))  # from a dependency
+    assert not is_user_error(raised(lambda: int("x")))  # a ValueError not raised by ganleaks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app", ["train.py", "attack.py"])
+def test_help_says_what_the_tool_does_with_choices_and_examples(app):
+    result = run_app(app, "--help")
+    assert result.returncode == 0
+    text = result.stdout
+    assert "membership" in text.lower()
+    for choice in ("model:", "dcgan", "wgangp", "data:", "digits"):
+        assert choice in text
+    if app == "attack.py":
+        for choice in ("setting:", "fullbb", "whitebox", "calibration:", "reference"):
+            assert choice in text
+    assert "Examples" in text and f"python {app} " in text
+    assert "--cfg job" in text  # where the full config dump went

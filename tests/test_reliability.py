@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -424,3 +425,141 @@ def test_a_pickled_data_file_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(ValueError, match="allow_pickle=False"):
         load_mimic(str(tmp_path / "codes.npy"))
     assert not marker.exists()
+
+
+# ======================================================================= 7. broken models, broken files (issue 15)
+
+def with_non_finite_weights(source: Path, target: Path, role: str) -> Path:
+    """A copy of a run folder whose ``role`` network has every weight NaN (e.g. a diverged training run)."""
+    run = copy_run(source, target)
+    network = (load_generator if role == "generator" else load_discriminator)(run)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.fill_(float("nan"))
+    spec = json.loads((run / f"{role}.json").read_text())
+    save_network(network, run, role, latent_dim=spec["latent_dim"], data_kind=spec["data_kind"])
+    return run
+
+
+@pytest.mark.parametrize(("setting", "role", "broken"), [
+    ("montecarlo", "generator", "victim"),  # used to finish with AUC 0.5 and every row "ok"
+    ("fullbb", "generator", "victim"),  # used to die in the nearest-neighbour search with an IndexError
+    ("whitebox", "generator", "reference"),
+    ("discriminator", "discriminator", "victim"),
+])
+def test_a_model_with_non_finite_outputs_is_refused_and_never_gets_an_auc(trained_root, tmp_path, setting, role,
+                                                                          broken):
+    source = trained_root / (VICTIM if broken == "victim" else REFERENCE)
+    run = with_non_finite_weights(source, tmp_path / broken, role)
+    extra = [f"victim.run_dir={run}"] if broken == "victim" else [f"calibration.reference_run_dir={run}"]
+    cfg, _ = compose_app("attack", trained_root, attack_overrides(
+        setting, "none" if broken == "victim" else "reference", extra))
+    with pytest.raises(AttackConfigError, match=f"{broken} {role} in {run}.*non-finite.*NaN or inf") as refusal:
+        attack(cfg, tmp_path / "out")
+    assert "Retrain" in str(refusal.value)
+    assert_no_attack_outputs(tmp_path / "out")
+
+
+def test_a_generator_non_finite_on_some_latents_only_is_refused_by_the_sample_bank(trained_root):
+    """The fixed test latents can miss a generator that overflows on rare latents; the bank catches it."""
+    from ganleaks.attacks.checks import NonFiniteOutputError
+    from ganleaks.attacks.nearest_neighbor import SampleBank
+
+    generator = load_generator(trained_root / VICTIM)
+
+    class OverflowsSometimes(torch.nn.Module):
+        latent_dim, data_shape = generator.latent_dim, generator.data_shape
+
+        def forward(self, z):
+            x = generator(z)
+            return torch.where((z[:, :1] > 2.5).view(-1, 1, 1, 1), torch.full_like(x, float("inf")), x)
+
+    bank = SampleBank(OverflowsSometimes(), 512, seed=0, chunk_size=128)
+    with pytest.raises(NonFiniteOutputError, match=r"non-finite \(NaN or inf\) samples"):
+        list(bank.chunks())
+
+
+def test_metrics_never_rank_non_finite_scores():
+    scores = torch.tensor([float("inf"), 0.9, 0.8, 0.2, 0.1, -float("inf"), float("nan")])
+    labels = torch.tensor([0, 1, 1, 0, 0, 1, 1])
+    metrics = membership_metrics(scores, labels)
+    assert metrics["n_failed"] == 3 and metrics["n_members"] == 2 and metrics["n_nonmembers"] == 2
+    assert metrics["auc"] == 1.0  # computed over the four finite scores only
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16_bit_images_are_scaled_not_clipped(tmp_path, channels):
+    """PIL's 8-bit conversion clips 16-bit values above 255: almost every pixel became white."""
+    from PIL import Image
+
+    from ganleaks.data.sources import load_image_folder
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    pixels = rng.integers(0, 65536, (4, 16, 16)).astype(np.uint16)
+    for i, image in enumerate(pixels):
+        Image.fromarray(image).save(folder / f"{i}.png")  # 16-bit grayscale PNG
+    assert Image.open(folder / "0.png").mode.startswith("I")
+    data = load_image_folder(str(folder), resolution=16, channels=channels).data
+    expected = torch.from_numpy((pixels >> 8).astype(np.float32) / 127.5 - 1.0)[:, None]
+    torch.testing.assert_close(data, expected.expand_as(data), atol=2 / 255, rtol=0)
+    assert float((data == 1).float().mean()) < 0.05
+
+
+def test_a_corrupt_batch_file_is_named_and_recomputed(trained_root, tmp_path, caplog):
+    out = tmp_path / "out"
+    cfg, _ = compose_app("attack", trained_root, attack_overrides("discriminator", extra=["attack.batch_size=16"]))
+    attack(cfg, out)
+    scores = (out / "scores.csv").read_bytes()
+    batch = sorted((out / "batches" / "victim").glob("batch-*.safetensors"))[1]
+    batch.write_bytes(batch.read_bytes()[:20])  # e.g. a disk that filled up under another tool
+    caplog.set_level("WARNING", logger="ganleaks")
+    attack(cfg, out)
+    assert f"{batch}" in caplog.text and "recomput" in caplog.text
+    assert (out / "scores.csv").read_bytes() == scores
+    assert len(list((out / "batches" / "victim").glob("batch-*.safetensors"))) == 3
+
+
+def test_an_unreadable_resume_key_says_what_to_delete(trained_root, tmp_path):
+    out = tmp_path / "out"
+    cfg, _ = compose_app("attack", trained_root, attack_overrides("discriminator", extra=["attack.batch_size=16"]))
+    attack(cfg, out)
+    (out / "batches" / "victim" / audit.RESUME_KEY_NAME).write_text("{ truncated")
+    with pytest.raises(AttackConfigError, match=r"cannot read .*attack_key.json.*delete .*batches/victim"):
+        attack(cfg, out)
+
+
+def test_the_run_record_is_written_with_the_results_and_the_report_reads_it(trained_root, tmp_path):
+    """A later, refused run may rewrite .hydra/config.yaml; run.json (written with the results) is the record."""
+    from ganleaks.report import load_run
+
+    out = tmp_path / "out"
+    cfg, _ = compose_app("attack", trained_root, attack_overrides("fullbb"))
+    metrics = attack(cfg, out)
+    record = json.loads((out / "run.json").read_text())
+    assert record["config"]["setting"]["k"] == 256 and record["config"]["setting"]["name"] == "fullbb"
+    assert record["metrics"]["auc"] == metrics["auc"]
+    (out / ".hydra").mkdir()
+    (out / ".hydra" / "config.yaml").write_text("setting: {name: fullbb, k: 100}\ndata: {name: other}\n")
+    row = load_run(out)
+    assert row["k"] == 256 and row["data"] == "digits" and row["train_size"] == 24
+
+
+@pytest.mark.slow
+def test_a_refused_run_leaves_the_record_of_a_finished_run_unchanged(trained_root, tmp_path):
+    """Through attack.py: Hydra writes .hydra/ before the attack refuses; the finished run's record stays."""
+    from ganleaks.report import load_run
+
+    out = tmp_path / "out"
+    args = [*TINY, f"paths.root={trained_root}", *attack_overrides("fullbb"), f"hydra.run.dir={out}"]
+    first = subprocess.run([sys.executable, "attack.py", *args], cwd=REPO, env=subprocess_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    record = {path.name: path.read_bytes() for path in (out / ".hydra").iterdir()}
+    refused = subprocess.run([sys.executable, "attack.py", *args, "setting.k=128"], cwd=REPO, env=subprocess_env(),
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0
+    assert "setting.k" in refused.stderr and "Traceback" not in refused.stderr  # one message, no traceback
+    assert {path.name: path.read_bytes() for path in (out / ".hydra").iterdir()} == record
+    assert load_run(out)["k"] == 256

@@ -17,7 +17,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ganleaks.attacks.calibration import align_by_id, calibrated_loss, check_reference_run
+from ganleaks.attacks.checks import NonFiniteOutputError, check_discriminator_outputs, check_generator_outputs
 from ganleaks.attacks.engines import STATUS_NAMES, build_engine
+from ganleaks.attacks.run_record import write_run_record
 from ganleaks.attacks.runner import global_rank, score_queries
 from ganleaks.data.loading import load_sample_set, read_trained_on
 from ganleaks.data.sample_set import SampleSet
@@ -156,12 +158,17 @@ def _engine_for(cfg: DictConfig, setting, run_dir: Path, sample_set: SampleSet, 
     needs_d = kind == "discriminator"
     _check_victim(run_dir, not needs_d, needs_d)
     generator = discriminator = None
-    if needs_d:
-        discriminator = load_discriminator(run_dir)
-        _check_model_fits(discriminator, sample_set, run_dir, f"{what} discriminator")
-    else:
-        generator = load_generator(run_dir)
-        _check_model_fits(generator, sample_set, run_dir, f"{what} generator")
+    try:
+        if needs_d:
+            discriminator = load_discriminator(run_dir)
+            _check_model_fits(discriminator, sample_set, run_dir, f"{what} discriminator")
+            check_discriminator_outputs(discriminator, sample_set.data, run_dir, f"{what} discriminator")
+        else:
+            generator = load_generator(run_dir)
+            _check_model_fits(generator, sample_set, run_dir, f"{what} generator")
+            check_generator_outputs(generator, run_dir, f"{what} generator")
+    except NonFiniteOutputError as error:
+        raise AttackConfigError(str(error)) from None
     return build_engine(setting, generator, discriminator, _distance_for(distance, setting), cfg.seed)
 
 
@@ -223,7 +230,12 @@ def _check_resumable(batch_dir: Path, key: dict) -> None:
     """Refuse to mix in batches that another config or another version of the model produced."""
     path = batch_dir / RESUME_KEY_NAME
     if path.is_file():
-        previous = json.loads(path.read_text())
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise AttackConfigError(
+                f"cannot read {path} ({error}), so it is unknown which attack the finished batches beside it "
+                f"belong to: delete {batch_dir} to recompute them, or use another hydra.run.dir") from None
     elif any(batch_dir.glob("batch-*.safetensors")):
         previous = {}
     else:
@@ -302,12 +314,16 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
         _check_resumable(batch_dir, key)
     for batch_dir, key in batch_dirs.values():
         atomic_write_text(batch_dir / RESUME_KEY_NAME, json.dumps(key, indent=1))
-    victim = score_queries(victim_engine, data, ids, batch_dirs["victim"][0], trainer_kwargs,
-                           cfg.attack.batch_size)
-    reference = None
-    if reference_engine is not None:
-        reference = score_queries(reference_engine, data, ids, batch_dirs["reference"][0], trainer_kwargs,
-                                  cfg.attack.batch_size)
+    victim = reference = None
+    try:
+        victim = score_queries(victim_engine, data, ids, batch_dirs["victim"][0], trainer_kwargs,
+                               cfg.attack.batch_size)
+        if reference_engine is not None:
+            reference = score_queries(reference_engine, data, ids, batch_dirs["reference"][0], trainer_kwargs,
+                                      cfg.attack.batch_size)
+    except NonFiniteOutputError as error:  # the sample bank met latents the fixed probes did not cover
+        model = victim_dir if victim is None else reference_dir
+        raise AttackConfigError(f"{model}: {error}") from None
 
     if not _is_global_zero(cfg):
         return {}
@@ -326,6 +342,7 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
         metrics.update(reference_attack=reference_attack, reference_setting=reference_setting.name,
                        reference_batches=str(batch_dirs["reference"][0]))
     _write_scores(out_dir / "scores.csv", ids, labels, loss, reference_loss, score, status)
+    write_run_record(out_dir, cfg, metrics)  # what these results were computed with, written with them
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
     plot_roc(score, labels, out_dir / "roc.png")
     _save_grid(cfg, out_dir, victim_dir, reference_dir, sample_set, victim, reference, ids, labels)

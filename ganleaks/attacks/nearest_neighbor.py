@@ -15,6 +15,7 @@ from typing import Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
+from ganleaks.attacks.checks import check_samples
 from ganleaks.attacks.distances import ReconstructionDistance
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class SampleBank:
             if cached is None:
                 indices = torch.arange(start, min(start + self.chunk_size, self.k))
                 cached = self.generator(self.latents(indices))
+                check_samples(cached, start)  # a NaN sample would poison every search and count over the bank
                 size = cached.numel() * cached.element_size()
                 if self._cached_bytes + size <= self.cache_bytes:
                     self._cache[start] = cached

@@ -71,12 +71,32 @@ def write_batch(batch_dir: Path, ids: torch.Tensor, result: BatchResult) -> Path
     return path
 
 
+BATCH_KEYS = ("ids", "loss", "objective", "status")
+
+
+def _read_batch(path: Path) -> dict[str, torch.Tensor] | None:
+    """One batch file; a corrupt one (derived data) is deleted, with a warning, so its queries are rescored."""
+    try:
+        part = load_file(str(path))
+        n = len(part["ids"])
+        if any(len(part[key]) != n for key in BATCH_KEYS) or ("z" in part and len(part["z"]) != n):
+            raise ValueError("its tensors have different lengths")
+    except FileNotFoundError:  # another DDP rank removed it first
+        return None
+    except Exception as error:  # noqa: BLE001 - SafetensorError, a missing key, ...: unreadable either way
+        log.warning("batch file %s is corrupt (%s: %s); deleting it and recomputing its queries", path,
+                    type(error).__name__, error)
+        path.unlink(missing_ok=True)
+        return None
+    return part
+
+
 def read_batches(batch_dir: Path) -> dict[str, torch.Tensor]:
     """All finished results in ``batch_dir``, one row per id (sorted by id)."""
     files = sorted(batch_dir.glob("batch-*.safetensors")) if batch_dir.is_dir() else []
-    if not files:
+    parts = [part for part in map(_read_batch, files) if part is not None]
+    if not parts:
         return {"ids": torch.empty(0, dtype=torch.int64)}
-    parts = [load_file(str(f)) for f in files]
     keys = set.intersection(*(set(p) for p in parts))
     merged = {k: torch.cat([p[k] for p in parts]) for k in keys}
     # DDP pads shards by repeating queries: keep one row per id (they are identical by invariance).

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from ganleaks.data.bit_depth import to_8_bit
 from ganleaks.data.sample_set import SampleSet
 
 log = logging.getLogger(__name__)
@@ -177,9 +178,9 @@ def _open_image(path: Path, channels: int) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("L" if channels == 1 else "RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"corrupt or unreadable image file {path}: {error}; remove or replace it") from error
+    return to_8_bit(image, path).convert("L" if channels == 1 else "RGB")  # loaded: usable once closed
 
 
 def _to_array(image: Image.Image, resolution: int, crop_box: tuple[int, int, int, int] | None) -> np.ndarray:

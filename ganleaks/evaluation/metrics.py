@@ -195,7 +195,7 @@ def membership_metrics(scores: Tensor, labels: Tensor, *, seed: int = 0, n_resam
     in advance); it carries no interval.
 
     Args:
-        scores: ``(N,)`` membership scores, higher = member; NaN (failed queries) are excluded.
+        scores: ``(N,)`` membership scores, higher = member; NaN (failed queries) and +-inf are excluded.
         labels: ``(N,)`` 1 = member, 0 = non-member.
         seed: seeds the bootstrap resampling.
         n_resamples: bootstrap resamples; 0 skips the intervals (they are then ``None``).
@@ -205,7 +205,7 @@ def membership_metrics(scores: Tensor, labels: Tensor, *, seed: int = 0, n_resam
         ``auc``, ``average_precision``, ``tpr_at_fpr_0.001``, ``tpr_at_fpr_0.01``,
         ``tpr_at_fpr_0.1`` (float, or None when not estimable), each with ``<key>_ci`` =
         ``[low, high]`` or None; ``accuracy`` and ``accuracy_threshold`` (how it was chosen);
-        ``n_members``, ``n_nonmembers`` (queries scored), ``n_failed`` (NaN scores);
+        ``n_members``, ``n_nonmembers`` (queries scored), ``n_failed`` (non-finite scores);
         ``ci_level``, ``ci_method``, ``n_bootstrap``, ``ci_seed``; ``not_estimable``
         (``{key: reason}`` for every None). Point estimates are NaN when a class is empty.
 
@@ -222,7 +222,7 @@ def membership_metrics(scores: Tensor, labels: Tensor, *, seed: int = 0, n_resam
         raise ValueError(f"scores and labels must have the same length, got {len(scores)} and {len(labels)}")
     if not bool(((labels == 0) | (labels == 1)).all()):
         raise ValueError("labels must be 0 (non-member) or 1 (member)")
-    failed = torch.isnan(scores)
+    failed = ~torch.isfinite(scores)  # NaN (a failed query) and +-inf alike: never ranked, never in an AUC
     scores, labels = scores[~failed], labels[~failed].long()
     n_members, n_nonmembers = int((labels == 1).sum()), int((labels == 0).sum())
     not_estimable: dict[str, str] = {}

@@ -1,0 +1,79 @@
+"""``run.json``: the record of a finished attack, written with its results.
+
+Hydra writes ``.hydra/config.yaml`` when a command *starts*, so a later command into the same
+folder that is refused (another ``setting.k``, say) would leave a finished run's results described
+by the refused run's settings. ``run.json`` is written only together with ``scores.csv`` and
+``metrics.json``: it holds the config the results were computed with (resolved), the metrics, and
+a copy of the ``.hydra/*.yaml`` files of that invocation, which :func:`restore_hydra_files` puts
+back when a later command into the folder fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ganleaks.data.split import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+RUN_RECORD_NAME = "run.json"
+HYDRA_SUBDIR = ".hydra"
+RECORD_VERSION = 1
+
+
+def _config_container(cfg: DictConfig) -> dict:
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except Exception:  # noqa: BLE001 - a resolver that only exists inside a Hydra app: keep it unresolved
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
+def write_run_record(out_dir: Path, cfg: DictConfig, metrics: dict, hydra_subdir: str = HYDRA_SUBDIR) -> Path:
+    """Write ``<out_dir>/run.json`` (atomically) for the results just written beside it."""
+    hydra_dir = out_dir / hydra_subdir
+    hydra_files = {path.name: path.read_text() for path in sorted(hydra_dir.glob("*.yaml"))} if hydra_dir.is_dir() \
+        else {}
+    record = {"version": RECORD_VERSION, "config": _config_container(cfg), "metrics": metrics,
+              "hydra_subdir": hydra_subdir, "hydra_files": hydra_files}
+    path = out_dir / RUN_RECORD_NAME
+    atomic_write_text(path, json.dumps(record, indent=1, default=str))
+    return path
+
+
+def read_run_record(out_dir: Path) -> dict | None:
+    """The record of the finished run in ``out_dir``, or None (none yet, or unreadable: with a warning)."""
+    path = Path(out_dir) / RUN_RECORD_NAME
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        log.warning("cannot read %s (%s); ignoring it", path, error)
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        log.warning("%s is not a ganleaks run record; ignoring it", path)
+        return None
+    return record
+
+
+def restore_hydra_files(out_dir: str | Path) -> bool:
+    """Put back the ``.hydra/*.yaml`` of the finished run in ``out_dir`` that a failed command overwrote.
+
+    Returns whether anything was restored (False when the folder holds no finished run).
+    """
+    out_dir = Path(out_dir)
+    record = read_run_record(out_dir)
+    files = {} if record is None else record.get("hydra_files") or {}
+    if not files:
+        return False
+    hydra_dir = out_dir / str(record.get("hydra_subdir") or HYDRA_SUBDIR)
+    for name, text in files.items():
+        path = hydra_dir / Path(name).name
+        if not path.is_file() or path.read_text() != text:
+            atomic_write_text(path, text)
+    log.info("kept the record of the finished run in %s (%s/ restored)", out_dir, hydra_dir.name)
+    return True
