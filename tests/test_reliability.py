@@ -326,7 +326,9 @@ def test_resume_never_mixes_results_of_another_config_or_model(trained_root, tmp
 
 # ======================================================================= 3 + 5. divergence, determinism
 
-WHITEBOX_CALIBRATED = attack_overrides("whitebox", "reference", ["attack.batch_size=8"])
+# Reference losses in the run folder: a query corrupted in flight in one run (below) must not be served
+# from the shared reference cache, which holds each id's loss on the intact data.
+WHITEBOX_CALIBRATED = attack_overrides("whitebox", "reference", ["attack.batch_size=8", "calibration.cache_dir=null"])
 
 
 @pytest.fixture(scope="module")

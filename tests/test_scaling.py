@@ -74,7 +74,8 @@ def test_ddp_attack_on_two_processes_gives_the_single_process_scores(trained_roo
 
     The DDP run resumes from one finished query, so 47 queries remain: the shards are uneven.
     """
-    overrides = attack_overrides("fullbb", "reference", ["attack.batch_size=5"])
+    # Reference losses in the run folder (not the shared cache), so that the DDP run computes them too.
+    overrides = attack_overrides("fullbb", "reference", ["attack.batch_size=5", "calibration.cache_dir=null"])
     cfg, _ = compose_app("attack", trained_root, overrides)
     single_dir, ddp_dir = tmp_path / "one", tmp_path / "two"
     attack(cfg, single_dir)
