@@ -10,14 +10,19 @@ import pytest
 from ganleaks.workflows import attack, train
 from tests.conftest import attack_overrides, compose_app
 
-# A victim that clearly memorises: MEMBERS members of 16x16 digits, trained for STEPS optimiser steps.
-MEMBERS, STEPS = 32, 15000
+# A victim that clearly memorises: 32 members of 16x16 digits, a DCGAN 4x wider than the default
+# (capacity is what lets a generator reproduce its members: at the default width the white-box AUC
+# stays near 0.8 however long it trains), 6,000 optimiser steps. Measured on the 2-core development
+# machine: AUC 0.97 (white-box), 0.96 (partial black-box), 0.95 (full black-box), 1.00
+# (discriminator), 32 members against 32 non-members.
+MEMBERS = 32
 MEMORISE = [f"data.train_size={MEMBERS}", f"data.nonmember_size={MEMBERS}", "data.reference_size=64",
-            f"data.batch_size={MEMBERS}", f"trainer.max_steps={STEPS}"]
+            f"data.batch_size={MEMBERS}", "trainer.max_steps=6000",
+            "model.nets.image.generator.base_channels=64", "model.nets.image.discriminator.base_channels=64"]
 SIGNAL = {  # setting: (extra overrides, the AUC it must reach)
     "whitebox": (["setting.max_iter=30", "setting.nn_k=2048"], 0.9),
-    "partialbb": (["setting.max_iter=4", "setting.nn_k=2048"], 0.8),
-    "fullbb": (["setting.k=10000"], 0.8),
+    "partialbb": (["setting.max_iter=4", "setting.nn_k=2048"], 0.85),
+    "fullbb": (["setting.k=10000"], 0.85),
     "discriminator": ([], 0.95),
 }
 
@@ -25,9 +30,8 @@ SIGNAL = {  # setting: (extra overrides, the AUC it must reach)
 @pytest.fixture(scope="module")
 def memorised_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("memorise")
-    for part in ("members", "reference"):
-        cfg, run_dir = compose_app("train", root, MEMORISE + [f"data.part={part}"])
-        train(cfg, run_dir)
+    cfg, run_dir = compose_app("train", root, MEMORISE)
+    train(cfg, run_dir)
     return root
 
 
