@@ -59,7 +59,9 @@ def test_null_control_refuses_a_model_that_saw_the_queries(memorised_root, tmp_p
 # 3.9 standard deviations wide on each side.
 NULL = ["data.train_size=256", "data.nonmember_size=256", "data.reference_size=64", "data.batch_size=32",
         "data.part=reference"]
-NULL_MODELS = {"dcgan": ["trainer.max_steps=1500"], "wgangp": ["trainer.max_steps=600"]}
+NULL_MODELS = {"dcgan": ["trainer.max_steps=1500", "model.nets.image.generator.base_channels=16",
+                         "model.nets.image.discriminator.base_channels=16"],
+               "wgangp": ["trainer.max_steps=600"]}
 
 
 @pytest.fixture(scope="module", params=[0, 1, 2], ids=lambda seed: f"seed{seed}")
