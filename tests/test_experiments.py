@@ -22,7 +22,7 @@ STUDY_ARGS = {"celeba": ["data.root=/data/celeba"]}  # what every command of a s
 
 # (train jobs, reference jobs, attack jobs) per study; changing a study's grid changes these.
 EXPECTED_JOBS = {
-    "cpu_size": (2 * 4, 2, 2 * 4 * 5 * 2),
+    "cpu_size": (3 * 4, 3, 3 * 4 * 5 * 2),
     "cpu_dp": (5, 2, 5 * 5 * 2),
     "cpu_k": (2 * 2, 1, 2 * 2 * 2 * 6 * 2),
     "celeba_size": (4 * 8, 4, 4 * 8 * 5 * 2),
