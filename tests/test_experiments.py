@@ -121,13 +121,15 @@ def test_study_grids_line_up(study):
     jobs = {role: expand(app, f"{study}_{role}", args) for role, app in ROLES.items()}
     assert tuple(len(jobs[role]) for role in ROLES) == EXPECTED_JOBS[study]
 
+    # A study that re-uses another study's models (study.models_root) trains into that study's root.
+    models_root = models_root_of(study)
     written: dict[str, dict] = {}
     for role in ("train", "reference"):
         for overrides in jobs[role]:
             job = job_fields("train", overrides)
             folder = job["output_dir"]
             assert folder not in written, f"two {study} train jobs write {folder}"
-            assert folder.startswith(f"outputs/{study}/train/")
+            assert folder.startswith(f"{models_root}/train/")
             assert job["part"] == ("members" if role == "train" else "reference")
             written[folder] = job
 
@@ -156,6 +158,27 @@ def test_study_grids_line_up(study):
             assert job["calibrated"] == "False"
     if study.endswith("_size"):  # the size studies cover every threat model
         assert settings == {path.stem for path in (CONF / "setting").glob("*.yaml")}
+
+
+def models_root_of(study: str) -> str:
+    cfg = compose_cached("train", (f"experiment={study}_train", *study_args(study)))
+    return OmegaConf.select(cfg, "study.models_root", default=None) or f"outputs/{study}"
+
+
+def train_folders(study: str) -> set[str]:
+    args = study_args(study)
+    return {job_fields("train", overrides)["output_dir"]
+            for role in ("train", "reference") for overrides in expand("train", f"{study}_{role}", args)}
+
+
+def test_k_study_reuses_the_size_study_models():
+    """cpu_k trains nothing of its own: every victim and reference it reads is one cpu_size trains."""
+    assert models_root_of("cpu_k") == "outputs/cpu_size"
+    assert train_folders("cpu_k") <= train_folders("cpu_size")
+    for overrides in expand("attack", "cpu_k_attack", []):
+        job = job_fields("attack", overrides)
+        assert job["output_dir"].startswith("outputs/cpu_k/attack/")
+        assert job["victim"].startswith("outputs/cpu_size/train/")
 
 
 def test_templates_match_full_composition():
