@@ -21,8 +21,10 @@ PART_SIZE_KEYS = {"members": "train_size", "nonmembers": "nonmember_size", "refe
 def _check_split_config(data_cfg: DictConfig) -> None:
     """``data.part`` and the split sizes, checked before any data is read or file written."""
     if data_cfg.part not in PART_SIZE_KEYS:
-        raise ValueError(f"data.part={data_cfg.part!r} is not a split part: use data.part=members to train a victim "
-                         "or data.part=reference to train a calibration reference model")
+        raise ValueError(
+            f"data.part={data_cfg.part!r} is not a split part: use data.part=members to train a victim "
+            "or data.part=reference to train a calibration reference model"
+        )
     for part, key in PART_SIZE_KEYS.items():
         size = data_cfg.get(key)
         if not isinstance(size, int) or isinstance(size, bool) or size < (1 if part == data_cfg.part else 0):
@@ -46,10 +48,23 @@ def train(cfg: DictConfig, run_dir: str | Path):
     run_dir.mkdir(parents=True, exist_ok=True)
     split = prepare_split(cfg.data, sample_set, cfg.seed, run_dir)
     write_trained_on(run_dir, cfg.data.part, split)
-    datamodule = MembershipDataModule(sample_set, split, part=cfg.data.part, batch_size=cfg.data.batch_size,
-                                      num_workers=cfg.data.num_workers, seed=cfg.seed)
-    log.info("training %s on %d %s of %s (%s) -> %s", cfg.model.name, datamodule.num_train_samples,
-             cfg.data.part, sample_set.name, "x".join(map(str, sample_set.shape)), run_dir)
+    datamodule = MembershipDataModule(
+        sample_set,
+        split,
+        part=cfg.data.part,
+        batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers,
+        seed=cfg.seed,
+    )
+    log.info(
+        "training %s on %d %s of %s (%s) -> %s",
+        cfg.model.name,
+        datamodule.num_train_samples,
+        cfg.data.part,
+        sample_set.name,
+        "x".join(map(str, sample_set.shape)),
+        run_dir,
+    )
     module = fit_victim(cfg, datamodule, run_dir)
     log.info("done: %s", run_dir)
     return module

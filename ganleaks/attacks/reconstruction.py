@@ -108,7 +108,7 @@ class LatentReconstructor(nn.Module):
         if max_iter is not None:
             self.optimizer_kwargs["max_iter"] = int(max_iter)
 
-    def train(self, mode: bool = True) -> "LatentReconstructor":
+    def train(self, mode: bool = True) -> LatentReconstructor:
         super().train(mode)
         self.generator.eval()
         self.distance.eval()

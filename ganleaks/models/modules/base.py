@@ -39,17 +39,27 @@ class GANModule(pl.LightningModule):
     #: why DP-SGD on the discriminator cannot protect this family (``None``: it can).
     dp_refusal: ClassVar[str | None] = None
 
-    def __init__(self, *, generator: nn.Module, discriminator: nn.Module, generator_optimizer: OptimizerFactory,
-                 discriminator_optimizer: OptimizerFactory, sample_every_n_steps: int = 500,
-                 num_grid_samples: int = 64, grid_seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        generator_optimizer: OptimizerFactory,
+        discriminator_optimizer: OptimizerFactory,
+        sample_every_n_steps: int = 500,
+        num_grid_samples: int = 64,
+        grid_seed: int = 0,
+    ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
         self.optimizer_factories = {"generator": generator_optimizer, "discriminator": discriminator_optimizer}
         self.sample_every_n_steps = int(sample_every_n_steps)
-        self.register_buffer("fixed_latent", torch.randn(
-            num_grid_samples, generator.latent_dim, generator=torch.Generator().manual_seed(grid_seed)))
+        self.register_buffer(
+            "fixed_latent",
+            torch.randn(num_grid_samples, generator.latent_dim, generator=torch.Generator().manual_seed(grid_seed)),
+        )
         #: Opacus state of the discriminator (``ganleaks.models.privacy.DiscriminatorPrivacy``), set by
         #: ``fit_victim`` for ``privacy=dp`` before training.
         self.privacy: Any = None
@@ -77,8 +87,12 @@ class GANModule(pl.LightningModule):
         return self.optimizer_factories[name](getattr(self, name).parameters())
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [self.privacy.optimizer if name == "discriminator" and self.privacy is not None
-                else self.build_optimizer(name) for name in self.network_names]
+        return [
+            self.privacy.optimizer
+            if name == "discriminator" and self.privacy is not None
+            else self.build_optimizer(name)
+            for name in self.network_names
+        ]
 
     @contextmanager
     def optimizing(self, name: str) -> Iterator[Callable[[torch.Tensor], None]]:
@@ -188,8 +202,10 @@ class GANModule(pl.LightningModule):
         private_checkpoint = "privacy_accountant" in checkpoint
         if private_checkpoint != (self.privacy is not None):
             was, now = ("with", "without") if private_checkpoint else ("without", "with")
-            raise ValueError(f"the checkpoint to resume was trained {was} privacy=dp but this run is {now} it; "
-                             "resume with the same privacy settings, or train into a new run folder")
+            raise ValueError(
+                f"the checkpoint to resume was trained {was} privacy=dp but this run is {now} it; "
+                "resume with the same privacy settings, or train into a new run folder"
+            )
         if private_checkpoint:
             self.privacy.load_state_dict(checkpoint["privacy_accountant"])
 

@@ -37,7 +37,7 @@ def growth_schedule(images_shown: int, images_per_phase: int, max_stage: int) ->
 def fade_real(real: torch.Tensor, stage: int, alpha: float) -> torch.Tensor:
     """Real images as the critic sees them at ``stage``: average-pooled to the stage resolution
     and, while fading in, blended with their upsampled half-resolution version (weight ``1 - alpha``)."""
-    resolution = 4 * 2 ** stage
+    resolution = 4 * 2**stage
     real = F.adaptive_avg_pool2d(real, resolution)
     if stage > 0 and alpha < 1.0:
         coarse = F.interpolate(F.avg_pool2d(real, 2), scale_factor=2, mode="nearest")
@@ -76,5 +76,7 @@ class PGGANModule(WGANGPModule):
         self.discriminator.set_growth(stage, alpha)
         super().train_batch(fade_real(real, stage, alpha))
         self.images_shown += real.shape[0]
-        self.log_dict({"growth/stage": float(stage), "growth/alpha": alpha,
-                       "growth/resolution": float(4 * 2 ** stage)}, batch_size=real.shape[0])
+        self.log_dict(
+            {"growth/stage": float(stage), "growth/alpha": alpha, "growth/resolution": float(4 * 2**stage)},
+            batch_size=real.shape[0],
+        )

@@ -42,11 +42,20 @@ class VAEGANModule(GANModule):
     """
 
     network_names = ("discriminator", "encoder", "generator")
-    dp_refusal = ("its encoder and decoder train on the real images directly (reconstruction loss), so DP-SGD "
-                  "on the discriminator alone would not make the released generator private")
+    dp_refusal = (
+        "its encoder and decoder train on the real images directly (reconstruction loss), so DP-SGD "
+        "on the discriminator alone would not make the released generator private"
+    )
 
-    def __init__(self, *, encoder: nn.Module, encoder_optimizer: Callable[..., torch.optim.Optimizer],
-                 kl_weight: float = 0.01, reconstruction_weight: float = 1.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        encoder: nn.Module,
+        encoder_optimizer: Callable[..., torch.optim.Optimizer],
+        kl_weight: float = 0.01,
+        reconstruction_weight: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if not hasattr(self.discriminator, "features"):
             raise ValueError("VAEGAN needs a discriminator with a features(x) method (DCGANDiscriminator)")
@@ -65,8 +74,9 @@ class VAEGANModule(GANModule):
         with self.optimizing("discriminator") as step:
             reconstruction = self.generator(reparameterize(*self.encoder(real))).detach()
             prior = self.generator(self.sample_latent(batch_size)).detach()
-            d_loss = discriminator_bce_loss(self.discriminator(real),
-                                            self.discriminator(torch.cat([reconstruction, prior])))
+            d_loss = discriminator_bce_loss(
+                self.discriminator(real), self.discriminator(torch.cat([reconstruction, prior]))
+            )
             step(d_loss)
         with self.optimizing("encoder") as step:
             mu, logvar = self.encoder(real)
@@ -76,10 +86,18 @@ class VAEGANModule(GANModule):
         with self.optimizing("generator") as step:
             reconstruction = self.generator(reparameterize(*self.encoder(real)))
             prior = self.generator(self.sample_latent(batch_size))
-            gan_loss = (generator_nonsaturating_loss(self.discriminator(reconstruction))
-                        + generator_nonsaturating_loss(self.discriminator(prior)))
+            gan_loss = generator_nonsaturating_loss(self.discriminator(reconstruction)) + generator_nonsaturating_loss(
+                self.discriminator(prior)
+            )
             g_loss = self.reconstruction_weight * self._feature_loss(real, reconstruction) + gan_loss
             step(g_loss)
-        self.log_dict({"loss/discriminator": d_loss.detach(), "loss/kl": kl.detach(),
-                       "loss/feature_reconstruction": feature_loss.detach(), "loss/generator": g_loss.detach()},
-                      prog_bar=True, batch_size=batch_size)
+        self.log_dict(
+            {
+                "loss/discriminator": d_loss.detach(),
+                "loss/kl": kl.detach(),
+                "loss/feature_reconstruction": feature_loss.detach(),
+                "loss/generator": g_loss.detach(),
+            },
+            prog_bar=True,
+            batch_size=batch_size,
+        )
