@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from ganleaks.config_checks import check_attack_config, check_train_config
 from ganleaks.data import MembershipDataModule
 from ganleaks.data.loading import load_sample_set, prepare_split, write_trained_on
+from ganleaks.third_party_output import silence_third_party_noise
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def train(cfg: DictConfig, run_dir: str | Path):
     _check_split_config(cfg.data)
     check_train_config(cfg)
     run_dir = Path(run_dir)
+    silence_third_party_noise()
     pl.seed_everything(cfg.seed, workers=True)
     sample_set = load_sample_set(cfg.data)
     check_trainable(cfg, sample_set.shape, sample_set.kind)  # user errors before anything is written
@@ -75,5 +77,6 @@ def attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     from ganleaks.attacks.audit import run_attack
 
     check_attack_config(cfg)  # numbers and choices by key name, before seeding or reading anything
+    silence_third_party_noise()
     pl.seed_everything(cfg.seed, workers=True)
     return run_attack(cfg, Path(out_dir))

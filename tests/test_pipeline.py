@@ -139,6 +139,13 @@ def test_command_line_quickstart(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "AUC" in result.stdout
+    # Our progress and results, not dependencies' advertising or deprecation notices (issue 16, point 10).
+    for name, run_output in (("train.py", train), ("attack.py", result)):
+        shown = run_output.stdout + run_output.stderr
+        assert "litlogger" not in shown.lower(), f"{name} shows Lightning's LitLogger tip"
+        assert "LeafSpec" not in shown, f"{name} shows the LeafSpec deprecation warning"
+    assert "training dcgan on 24 members" in train.stdout + train.stderr
+    assert "AUC" in result.stdout and "best-threshold accuracy" in result.stdout
     out = tmp_path / "attack/digits/dcgan/n24/seed0/whitebox/none-l2"
     assert {"scores.csv", "metrics.json", "roc.png", "reconstructions.png"} <= {p.name for p in out.iterdir()}
     assert (out / ".hydra/config.yaml").is_file()
