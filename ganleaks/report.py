@@ -133,7 +133,9 @@ def _load_config(run_dir: Path) -> DictConfig | None:
     if not path.is_file():
         log.warning("%s has no .hydra/config.yaml: data, model and sizes are left empty", run_dir)
         return None
-    return OmegaConf.load(path)
+    config = OmegaConf.load(path)
+    assert isinstance(config, DictConfig), f"{path} is a list, not a run's config"
+    return config
 
 
 def resolve_victim_dir(victim_run_dir: str | None, attack_dir: Path) -> Path | None:
@@ -292,6 +294,7 @@ def gather(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
 
 def _format(value: Any, spec: str, row: dict | None = None, key: str = "") -> str:
     if spec == "ci":
+        assert row is not None, "a 'ci' column needs its row"
         return format_estimate(row, key).split(" (")[0]  # "n/a" without its reason: metrics.json has it
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -344,7 +347,7 @@ def to_markdown(rows: list[dict], relative_to: Path | None = None) -> str:
         for key, _, spec in columns:
             value = row.get(key)
             if key == "run_dir" and relative_to is not None:
-                value = os.path.relpath(value, relative_to)
+                value = os.path.relpath(str(value), relative_to)
             cells.append(_format(value, spec, row, key).replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -669,12 +672,12 @@ def log_to_wandb(report: Report, project: str | None = None) -> bool:
             project=str(project),
             job_type="report",
             name="ganleaks-report",
-            mode=os.environ.get("WANDB_MODE", "offline"),
+            mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]  # wandb checks the value
             dir=str(report.out_dir),
         )
         columns = _raw_columns()
         table = wandb.Table(
-            columns=columns,
+            columns=columns,  # type: ignore[arg-type]  # wandb types it list[str | int]; list is invariant
             data=[[_raw_value(row, key) for key in columns] for row in report.rows],
             allow_mixed_types=True,
         )  # missing values (None) beside numbers

@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import hydra
 import torch
@@ -271,7 +272,7 @@ def _flatten(tree, prefix: str = "") -> dict:
 def _trainer_kwargs(cfg: DictConfig) -> dict:
     kwargs = {
         k: v
-        for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+        for k, v in cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True)).items()
         if k in ("accelerator", "devices", "strategy", "num_nodes", "precision")
     }
     kwargs.update(
@@ -400,7 +401,7 @@ def _log_to_loggers(cfg: DictConfig, out_dir: Path, metrics: dict) -> None:
 
     numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
     for logger in build_loggers(cfg.get("logger"), out_dir):
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+        logger.log_hyperparams(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)))
         logger.log_metrics({f"attack/{k}": v for k, v in numbers.items()})
         log_image = getattr(logger, "log_image", None)  # W&B
         if log_image is not None:
@@ -408,10 +409,10 @@ def _log_to_loggers(cfg: DictConfig, out_dir: Path, metrics: dict) -> None:
             log_image(key="attack/plots", images=[str(p) for p in images])
             with open(out_dir / "scores.csv") as handle:
                 rows = list(csv.reader(handle))
-            logger.log_table(key="attack/scores", columns=rows[0], data=rows[1:])
+            logger.log_table(key="attack/scores", columns=rows[0], data=rows[1:])  # type: ignore[attr-defined]  # W&B
         logger.finalize("success")
         if log_image is not None:
-            logger.experiment.finish()  # flush the W&B run now: the attack process is done with it
+            logger.experiment.finish()  # type: ignore[attr-defined]  # flush the W&B run now: the attack process is done with it
 
 
 def _is_global_zero(cfg: DictConfig) -> bool:

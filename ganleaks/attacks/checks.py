@@ -39,7 +39,7 @@ def _non_finite_rows(values: Tensor) -> int:
 @torch.no_grad()
 def check_generator_outputs(generator: nn.Module, run_dir: Path, what: str) -> None:
     """Refuse ``generator`` if ``G(z)`` is non-finite for any of a few fixed, seeded standard-normal latents."""
-    z = torch.randn(NUM_PROBES, int(generator.latent_dim), generator=torch.Generator().manual_seed(PROBE_SEED))
+    z = torch.randn(NUM_PROBES, int(generator.latent_dim), generator=torch.Generator().manual_seed(PROBE_SEED))  # type: ignore[arg-type]
     device = next((p.device for p in generator.parameters()), torch.device("cpu"))
     n_bad = _non_finite_rows(generator(z.to(device)))
     if n_bad:

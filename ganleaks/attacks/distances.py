@@ -158,9 +158,10 @@ class LPIPSDistance(nn.Module):
 
         Same computation as ``lpips.LPIPS.forward`` (v0.1, lin head, spatial average).
         """
-        total = 0
+        total: Tensor | int = 0
         for layer, (target, feature) in enumerate(zip(features, self.features(y), strict=False)):
             total = total + self.model.lins[layer]((target - feature) ** 2).mean(dim=(2, 3))
+        assert isinstance(total, Tensor), "LPIPS has at least one layer"
         return total.flatten()
 
 

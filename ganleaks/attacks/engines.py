@@ -106,6 +106,7 @@ class FullBlackBoxEngine(AttackEngine):
             top_m=self.rerank_top,
             distance=self.distance if self.rerank_top > 1 else None,
         )
+        assert found.z is not None, "the bank stores its latents"
         z = found.z[:, 0]
         x_hat = self.generator(z)
         _, loss = self.distance(x, x_hat, None)
@@ -167,7 +168,9 @@ class ReconstructionEngine(AttackEngine):
         bad = _non_finite(x)
         if self.bank is not None:
             with torch.no_grad():
-                init_z = nearest_neighbors(_searchable(x, bad), self.bank, top_m=1).z[:, 0]
+                found = nearest_neighbors(_searchable(x, bad), self.bank, top_m=1)
+                assert found.z is not None, "the bank stores its latents"
+                init_z = found.z[:, 0]
         result = self.reconstructor.reconstruct(x, ids, seed=self.seed, init_z=init_z)
         diverged = torch.tensor([s != "ok" for s in result.status], dtype=torch.bool, device=result.loss.device)
         diverged = diverged | bad.to(diverged.device)
@@ -232,13 +235,16 @@ def build_engine(
 ) -> AttackEngine:
     """The engine for ``setting`` (a ``conf/setting/*.yaml`` node) over one model."""
     kind = setting.kind
+    # The attack loaded what the setting needs (checked before): these asserts only tell the type checker.
     cache_bytes = int(setting.get("bank_cache_mb", 0)) * 2**20
     if kind == "fullbb":
+        assert generator is not None and distance is not None
         return FullBlackBoxEngine(
             generator, distance, setting.k, seed, setting.chunk_size, setting.get("rerank_top", 1), cache_bytes
         )
     if kind == "reconstruction":
         kwargs = setting.get("optimizer_kwargs")
+        assert generator is not None and distance is not None
         return ReconstructionEngine(
             generator,
             distance,
@@ -253,8 +259,10 @@ def build_engine(
             None if kwargs is None else dict(kwargs),
         )
     if kind == "discriminator":
+        assert discriminator is not None
         return DiscriminatorEngine(discriminator)
     if kind == "montecarlo":
+        assert generator is not None
         return MonteCarloEngine(
             generator,
             setting.k,

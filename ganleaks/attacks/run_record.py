@@ -27,9 +27,11 @@ RECORD_VERSION = 1
 
 def _config_container(cfg: DictConfig) -> dict:
     try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except Exception:
-        return OmegaConf.to_container(cfg, resolve=False)
+        container = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(container, dict)  # a DictConfig converts to a dict
+    return container
 
 
 def write_run_record(out_dir: Path, cfg: DictConfig, metrics: dict, hydra_subdir: str = HYDRA_SUBDIR) -> Path:
@@ -74,7 +76,7 @@ def restore_hydra_files(out_dir: str | Path) -> bool:
     out_dir = Path(out_dir)
     record = read_run_record(out_dir)
     files = {} if record is None else record.get("hydra_files") or {}
-    if not files:
+    if record is None or not files:
         return False
     hydra_dir = out_dir / str(record.get("hydra_subdir") or HYDRA_SUBDIR)
     for name, text in files.items():

@@ -159,7 +159,7 @@ def load_idx_images(
     pixels = np.concatenate(arrays)
     labels = None
     if all(a is not None and len(a) == len(p) for a, p in zip(label_arrays, arrays, strict=False)):
-        labels = torch.from_numpy(np.concatenate(label_arrays).astype(np.int64))
+        labels = torch.from_numpy(np.concatenate([a for a in label_arrays if a is not None]).astype(np.int64))
     if pixels.ndim != 3:
         raise ValueError(f"{dataset}: expected (N, H, W) images in the IDX files, got {pixels.shape}")
     images = _fit_resolution(_uint8_to_unit(pixels[:, None]), resolution)
@@ -195,7 +195,7 @@ def _to_array(image: Image.Image, resolution: int, crop_box: tuple[int, int, int
         side = min(image.size)
         left, top = (image.width - side) // 2, (image.height - side) // 2
         crop_box = (left, top, left + side, top + side)
-    image = image.crop(crop_box).resize((resolution, resolution), Image.BICUBIC)
+    image = image.crop(crop_box).resize((resolution, resolution), Image.BICUBIC)  # type: ignore[attr-defined]  # Pillow 9.0 has no Resampling
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 

@@ -306,6 +306,8 @@ class MembershipMetrics(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    scores: list[Tensor]  # list states (add_state); concatenated tensors after a distributed sync
+    labels: list[Tensor]
 
     def __init__(self, *, seed: int = 0, n_resamples: int = N_BOOTSTRAP, **kwargs) -> None:
         super().__init__(**kwargs)

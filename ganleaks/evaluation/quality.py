@@ -162,6 +162,7 @@ def fit_feature_extractor(
         torch.manual_seed(seed)
         encoder = FeatureNet(shape, feature_dim)
         if supervised:
+            assert labels is not None  # supervised implies labels
             head: nn.Module = nn.Linear(feature_dim, int(labels.max()) + 1)
         else:
             head = nn.Sequential(nn.Linear(feature_dim, math.prod(shape)), nn.Tanh())
@@ -175,6 +176,7 @@ def fit_feature_extractor(
         x = data[index].float()
         out = model(x)
         if supervised:
+            assert labels is not None  # supervised implies labels
             target = labels[index]
             loss = nn.functional.cross_entropy(out, target)
             recent.append(float((out.argmax(1) == target).float().mean()))
@@ -208,7 +210,7 @@ def fit_feature_extractor(
 def generate(generator: nn.Module, n: int, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
     """``n`` samples ``G(z)``, ``z ~ N(0, I)`` drawn from a generator seeded with ``seed`` (CPU)."""
     rng = torch.Generator().manual_seed(int(seed))
-    z = torch.randn(int(n), int(generator.latent_dim), generator=rng)
+    z = torch.randn(int(n), int(generator.latent_dim), generator=rng)  # type: ignore[arg-type]
     parameter = next(generator.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     was_training = generator.training
@@ -236,7 +238,9 @@ def _read_run_config(run_dir: Path) -> DictConfig:
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {run_dir} is not a ganleaks training run (pass cfg_data)")
-    return OmegaConf.load(path)
+    config = OmegaConf.load(path)
+    assert isinstance(config, DictConfig), f"{path} is a list, not a run's config"
+    return config
 
 
 def sample_quality(

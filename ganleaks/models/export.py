@@ -56,11 +56,11 @@ def save_network(network: nn.Module, run_dir: str | Path, role: str, *, latent_d
         raise ValueError(f"data_kind must be one of {DATA_KINDS}, got {data_kind!r}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
+    spec: dict[str, Any] = {
         "class": _class_path(network),
         "kwargs": network.kwargs,
         "latent_dim": int(latent_dim),
-        "data_shape": list(network.data_shape),
+        "data_shape": list(network.data_shape),  # type: ignore[arg-type]
         "data_kind": data_kind,
     }
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in network.state_dict().items()}

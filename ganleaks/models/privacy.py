@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from opacus import PrivacyEngine
 from opacus.accountants.utils import get_noise_multiplier
+from opacus.optimizers import DPOptimizer
 from opacus.validators import ModuleValidator
 from torch import nn
 from torch.utils.data import DataLoader
@@ -96,7 +97,7 @@ class DiscriminatorPrivacy:
         self,
         engine: PrivacyEngine,
         hooks: Any,
-        optimizer: torch.optim.Optimizer,
+        optimizer: DPOptimizer,
         settings: PrivacySettings,
         noise_multiplier: float,
         sample_rate: float,
@@ -198,9 +199,10 @@ def make_discriminator_private(
             settings.delta,
             steps,
         )
-    num_samples = len(data_loader.dataset)
+    num_samples = len(data_loader.dataset)  # type: ignore[arg-type]  # torch's Dataset type has no __len__
     if settings.delta >= 1.0 / num_samples:
         log.warning("privacy.delta=%g is not below 1/N = %g: the guarantee is weak", settings.delta, 1.0 / num_samples)
+    assert noise_multiplier is not None  # PrivacySettings.from_config requires it or target_epsilon
     engine = PrivacyEngine(accountant=settings.accountant, secure_mode=settings.secure_mode)
     hooks, private_optimizer, private_loader = engine.make_private(
         module=discriminator,

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytorch_lightning as pl
 import torch
@@ -130,7 +130,9 @@ def build_loggers(logger_cfg: DictConfig | None, run_dir: Path) -> list[Logger]:
 
 def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> pl.Trainer:
     """A ``pl.Trainer`` from the plain Trainer kwargs of ``cfg.trainer``, rooted at ``run_dir``."""
-    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True) if cfg.get("trainer") else {}
+    trainer_kwargs = (
+        cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True)) if cfg.get("trainer") else {}
+    )
     callbacks: list[Callback] = [LastCheckpoint(run_dir / "checkpoints", cfg.get("checkpoint_every_n_steps", 500))]
     # A progress bar only on an interactive terminal; in job logs it is noise (metrics go to the loggers).
     interactive = sys.stdout.isatty()
@@ -184,8 +186,10 @@ def check_trainable(cfg: DictConfig, data_shape: tuple[int, ...], data_kind: str
         from ganleaks.models.privacy import PrivacySettings
 
         _refuse_unsupported_privacy(module, cfg.model.name)
-        PrivacySettings.from_config(OmegaConf.to_container(cfg.privacy, resolve=True))
-        trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True) if cfg.get("trainer") else {}
+        PrivacySettings.from_config(cast(dict[str, Any], OmegaConf.to_container(cfg.privacy, resolve=True)))
+        trainer_kwargs = (
+            cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True)) if cfg.get("trainer") else {}
+        )
         # A Trainer only to ask Lightning how many processes it would run on (constructing one starts none).
         _refuse_distributed_privacy(pl.Trainer(**{**trainer_kwargs, "logger": False, "enable_checkpointing": False}))
 
@@ -226,7 +230,7 @@ def fit_victim(cfg: DictConfig, datamodule: Any, run_dir: str | Path) -> GANModu
 
         _refuse_distributed_privacy(trainer)
 
-        settings = PrivacySettings.from_config(OmegaConf.to_container(cfg.privacy, resolve=True))
+        settings = PrivacySettings.from_config(cast(dict[str, Any], OmegaConf.to_container(cfg.privacy, resolve=True)))
         max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 0
         module.privacy, loader = make_discriminator_private(
             module.discriminator,
@@ -236,7 +240,7 @@ def fit_victim(cfg: DictConfig, datamodule: Any, run_dir: str | Path) -> GANModu
             planned_steps=module.discriminator_steps(max_steps),
         )
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+        logger.log_hyperparams(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)))
     checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
     if checkpoint.is_file():
         log.info("resuming from %s", checkpoint)

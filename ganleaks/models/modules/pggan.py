@@ -3,13 +3,16 @@ plus the drift term; equalised learning rate, pixel norm and minibatch stddev li
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from ganleaks.models.losses import drift_penalty
 from ganleaks.models.modules.wgangp import WGANGPModule
+
+if TYPE_CHECKING:
+    from ganleaks.models.nets.pggan import PGGANDiscriminator, PGGANGenerator
 
 
 def growth_schedule(images_shown: int, images_per_phase: int, max_stage: int) -> tuple[int, float]:
@@ -53,6 +56,10 @@ class PGGANModule(WGANGPModule):
         drift_weight: weight eps_drift of ``E[D(x)^2]``.
         **kwargs: as :class:`WGANGPModule` (PGGAN uses ``n_critic=1``).
     """
+
+    generator: PGGANGenerator
+    discriminator: PGGANDiscriminator
+    images_shown: torch.Tensor  # a buffer (registered in __init__)
 
     def __init__(self, *, images_per_phase: int = 10_000, drift_weight: float = 1e-3, **kwargs: Any) -> None:
         super().__init__(**kwargs)

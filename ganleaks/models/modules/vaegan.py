@@ -10,7 +10,7 @@ discriminator's last hidden features of ``x`` and its reconstruction (the learne
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,6 +22,9 @@ from ganleaks.models.losses import (
     kl_divergence_standard_normal,
 )
 from ganleaks.models.modules.base import GANModule
+
+if TYPE_CHECKING:
+    from ganleaks.models.nets.dcgan import DCGANDiscriminator
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -41,6 +44,7 @@ class VAEGANModule(GANModule):
             have ``features``).
     """
 
+    discriminator: DCGANDiscriminator  # the one discriminator with ``features``
     network_names = ("discriminator", "encoder", "generator")
     dp_refusal = (
         "its encoder and decoder train on the real images directly (reconstruction loss), so DP-SGD "

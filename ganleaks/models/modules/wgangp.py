@@ -13,6 +13,7 @@ from ganleaks.models.modules.base import GANModule
 
 
 class WGANGPModule(GANModule):
+    critic_steps: torch.Tensor  # a buffer (registered in __init__)
     """WGAN-GP training.
 
     Args:

@@ -116,6 +116,9 @@ class _ConvAct(nn.Module):
 class _GrowthState(nn.Module):
     """Stage / fade-in buffers shared by both networks."""
 
+    stage: torch.Tensor  # buffers (registered in _init_growth)
+    alpha: torch.Tensor
+
     def _init_growth(self, resolution: int, stage: int, alpha: float) -> None:
         self.max_stage = int(math.log2(resolution)) - 2
         if not 0 <= stage <= self.max_stage:
@@ -208,6 +211,8 @@ class PGGANGenerator(_GrowthState):
 
 
 class PGGANDiscriminator(_GrowthState):
+    scoring_reference: torch.Tensor  # a non-persistent buffer (registered in __init__)
+
     """Progressively grown critic.
 
     Args:
