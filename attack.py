@@ -1,9 +1,11 @@
 """Attack a trained victim for membership leakage (GAN-Leaks, Chen et al. CCS 2020).
 
-python attack.py setting=whitebox                       # the victim `python train.py` made
-python attack.py setting=fullbb calibration=reference   # needs `python train.py data.part=reference model=wgangp`
-python attack.py -m setting=fullbb,partialbb,whitebox data.train_size=64,256
-python attack.py --help                                 # the choices, more examples
+Examples::
+
+    python attack.py setting=whitebox                       # the victim `python train.py` made
+    python attack.py setting=fullbb calibration=reference   # needs `python train.py data.part=reference model=wgangp`
+    python attack.py -m setting=fullbb,partialbb,whitebox data.train_size=64,256
+    python attack.py --help                                 # the choices, more examples
 """
 
 import sys

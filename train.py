@@ -1,10 +1,12 @@
 """Train a victim generative model (or a calibration reference model) on one split part.
 
-python train.py                                   # DCGAN on 256 embedded MNIST digits
-python train.py model=wgangp data=celeba data.root=$HOME/data/celeba data.train_size=1024
-python train.py data.part=reference model=wgangp  # reference model for calibration
-python train.py -m model=dcgan,wgangp data.train_size=64,256
-python train.py --help                            # the choices, more examples
+Examples::
+
+    python train.py                                   # DCGAN on 256 embedded MNIST digits
+    python train.py model=wgangp data=celeba data.root=$HOME/data/celeba data.train_size=1024
+    python train.py data.part=reference model=wgangp  # reference model for calibration
+    python train.py -m model=dcgan,wgangp data.train_size=64,256
+    python train.py --help                            # the choices, more examples
 """
 
 import sys
