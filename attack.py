@@ -1,5 +1,7 @@
 """Attack a trained victim for membership leakage (GAN-Leaks, Chen et al. CCS 2020).
 
+Examples::
+
     python attack.py setting=whitebox                       # the victim `python train.py` made
     python attack.py setting=fullbb calibration=reference   # needs `python train.py data.part=reference model=wgangp`
     python attack.py -m setting=fullbb,partialbb,whitebox data.train_size=64,256
@@ -29,12 +31,16 @@ def main(cfg: DictConfig) -> float:
         restore_hydra_files(out_dir)
         raise
     if metrics:
-        print(f"AUC {format_estimate(metrics, 'auc')}  TPR@1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.01')}  "
-              f"TPR@0.1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.001')}  ({cfg.setting.name}, "
-              f"calibration={cfg.calibration.name}, {metrics['n_members']} members / {metrics['n_nonmembers']} "
-              f"non-members; brackets: 95% bootstrap interval)")
-        print(f"best-threshold accuracy {format_estimate(metrics, 'accuracy')} (optimistic: the threshold is chosen "
-              "on the evaluated queries)")
+        print(
+            f"AUC {format_estimate(metrics, 'auc')}  TPR@1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.01')}  "
+            f"TPR@0.1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.001')}  ({cfg.setting.name}, "
+            f"calibration={cfg.calibration.name}, {metrics['n_members']} members / {metrics['n_nonmembers']} "
+            f"non-members; brackets: 95% bootstrap interval)"
+        )
+        print(
+            f"best-threshold accuracy {format_estimate(metrics, 'accuracy')} (optimistic: the threshold is chosen "
+            "on the evaluated queries)"
+        )
     return metrics.get("auc", float("nan"))
 
 

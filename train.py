@@ -1,5 +1,7 @@
 """Train a victim generative model (or a calibration reference model) on one split part.
 
+Examples::
+
     python train.py                                   # DCGAN on 256 embedded MNIST digits
     python train.py model=wgangp data=celeba data.root=$HOME/data/celeba data.train_size=1024
     python train.py data.part=reference model=wgangp  # reference model for calibration

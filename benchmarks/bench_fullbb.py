@@ -43,8 +43,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.common import (current_rss_mb, format_table, make_parser, peak_rss_mb, run_worker, setup, sync,
-                               write_report)
+from benchmarks.common import (
+    current_rss_mb,
+    format_table,
+    make_parser,
+    peak_rss_mb,
+    run_worker,
+    setup,
+    sync,
+    write_report,
+)
 
 NAME = "bench_fullbb"
 DATA_SHAPE = (3, 64, 64)
@@ -65,7 +73,9 @@ class RandomImages(nn.Module):
         self.latent_dim = latent_dim
         self.data_shape = tuple(data_shape)
         features = math.prod(data_shape)
-        weight = torch.randn(latent_dim, features, generator=torch.Generator().manual_seed(seed)) / math.sqrt(latent_dim)
+        weight = torch.randn(latent_dim, features, generator=torch.Generator().manual_seed(seed)) / math.sqrt(
+            latent_dim
+        )
         self.register_buffer("weight", weight)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -149,11 +159,21 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown method {method!r}")
     seconds = time.perf_counter() - start
-    result = {"method": method, "n": n, "k": k, "chunk": chunk, "timed_queries": timed_queries,
-              "seconds_measured": seconds, "seconds": seconds * n / timed_queries,
-              "peak_rss_mb": peak_rss_mb(), "rss_before_method_mb": rss_before,
-              "peak_rss_before_method_mb": peak_before, "top1_first100": top1,
-              "threads": torch.get_num_threads(), "thread_pools": _thread_pools()}
+    result = {
+        "method": method,
+        "n": n,
+        "k": k,
+        "chunk": chunk,
+        "timed_queries": timed_queries,
+        "seconds_measured": seconds,
+        "seconds": seconds * n / timed_queries,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_before_method_mb": rss_before,
+        "peak_rss_before_method_mb": peak_before,
+        "top1_first100": top1,
+        "threads": torch.get_num_threads(),
+        "thread_pools": _thread_pools(),
+    }
     if device.type == "cuda":
         result["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
@@ -177,8 +197,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=20_000, help="N queries of 3 x 64 x 64")
     parser.add_argument("--k", type=int, default=8192, help="generated samples searched")
     parser.add_argument("--chunk", type=int, default=2048, help="samples per chunk (ours, torch_mm)")
-    parser.add_argument("--sklearn-queries", type=int, default=500,
-                        help="queries timed for the paper's 10-per-call loop (scaled to --queries per query)")
+    parser.add_argument(
+        "--sklearn-queries",
+        type=int,
+        default=500,
+        help="queries timed for the paper's 10-per-call loop (scaled to --queries per query)",
+    )
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved repeats of every method")
     args = parser.parse_args()
@@ -195,11 +219,22 @@ def main() -> None:
     started = time.perf_counter()
     for repeat in range(args.repeats):
         for method in methods:
-            spec = {"method": method, "n": args.queries, "k": args.k, "chunk": args.chunk, "threads": args.threads,
-                    "seed": args.seed, "device": args.device, "sklearn_queries": args.sklearn_queries}
+            spec = {
+                "method": method,
+                "n": args.queries,
+                "k": args.k,
+                "chunk": args.chunk,
+                "threads": args.threads,
+                "seed": args.seed,
+                "device": args.device,
+                "sklearn_queries": args.sklearn_queries,
+            }
             runs[method].append(run_worker(NAME, spec))
-            print(f"repeat {repeat + 1}: {method} {runs[method][-1]['seconds']:.1f} s "
-                  f"(after {time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"repeat {repeat + 1}: {method} {runs[method][-1]['seconds']:.1f} s "
+                f"(after {time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
 
     def best(method: str) -> dict[str, Any]:
         return min(runs[method], key=lambda run: run["seconds"])
@@ -211,17 +246,24 @@ def main() -> None:
     for method in methods:
         run = best(method)
         gflops = flops(args.queries, args.k) / run["seconds"] / 1e9
-        row = {"method": method, "seconds": run["seconds"], "timed_queries": run["timed_queries"],
-               "gflop_per_s": gflops, "percent_of_mm": None if limit is None else 100 * gflops / limit,
-               "speedup_vs_paper": None if paper is None else paper / run["seconds"],
-               "peak_rss_mb": run["peak_rss_mb"], "rss_before_method_mb": run["rss_before_method_mb"],
-               "method_added_mb": run["peak_rss_mb"] - run["rss_before_method_mb"],
-               "all_seconds": [r["seconds"] for r in runs[method]]}
+        row = {
+            "method": method,
+            "seconds": run["seconds"],
+            "timed_queries": run["timed_queries"],
+            "gflop_per_s": gflops,
+            "percent_of_mm": None if limit is None else 100 * gflops / limit,
+            "speedup_vs_paper": None if paper is None else paper / run["seconds"],
+            "peak_rss_mb": run["peak_rss_mb"],
+            "rss_before_method_mb": run["rss_before_method_mb"],
+            "method_added_mb": run["peak_rss_mb"] - run["rss_before_method_mb"],
+            "all_seconds": [r["seconds"] for r in runs[method]],
+        }
         if "cuda_peak_allocated_mb" in run:
             row["cuda_peak_allocated_mb"] = run["cuda_peak_allocated_mb"]
         if reference is not None and run["top1_first100"]:
-            row["top1_agreement_with_ours"] = sum(a == b for a, b in zip(run["top1_first100"], reference)) / len(
-                run["top1_first100"])
+            row["top1_agreement_with_ours"] = sum(
+                a == b for a, b in zip(run["top1_first100"], reference, strict=False)
+            ) / len(run["top1_first100"])
         rows.append(row)
 
     verdict: dict[str, Any] = {}
@@ -237,17 +279,40 @@ def main() -> None:
         if limit is not None:
             verdict["percent_of_mm"] = ours["percent_of_mm"]
             verdict["mm_target_75_percent_met"] = ours["percent_of_mm"] >= 75
-    columns = ["method", "seconds", "timed_queries", "gflop_per_s", "percent_of_mm", "speedup_vs_paper",
-               "peak_rss_mb", "rss_before_method_mb", "method_added_mb", "top1_agreement_with_ours"]
+    columns = [
+        "method",
+        "seconds",
+        "timed_queries",
+        "gflop_per_s",
+        "percent_of_mm",
+        "speedup_vs_paper",
+        "peak_rss_mb",
+        "rss_before_method_mb",
+        "method_added_mb",
+        "top1_agreement_with_ours",
+    ]
     if device.type == "cuda":
         columns.append("cuda_peak_allocated_mb")
-    title = (f"{NAME}: N={args.queries} queries x k={args.k} samples of {'x'.join(map(str, DATA_SHAPE))}, "
-             f"top {TOP_M}, chunk {args.chunk}, {device}; sklearn_per10 timed on {args.sklearn_queries} queries "
-             f"and scaled per query; best of {args.repeats}")
+    title = (
+        f"{NAME}: N={args.queries} queries x k={args.k} samples of {'x'.join(map(str, DATA_SHAPE))}, "
+        f"top {TOP_M}, chunk {args.chunk}, {device}; sklearn_per10 timed on {args.sklearn_queries} queries "
+        f"and scaled per query; best of {args.repeats}"
+    )
     tables = [format_table(rows, columns, title), "verdict: " + json.dumps(verdict)]
-    payload = {"data": {"queries": "stand-in samples of fresh latents + uniform noise, clamped to [-1, 1]", "samples": "clamp(z W, -1, 1), W random fixed", "queries_noise": 0.5,
-                        "shape": list(DATA_SHAPE), "top_m": TOP_M, "flops_per_search": flops(args.queries, args.k)},
-               "rows": rows, "runs": runs, "torch_mm_gflop_per_s": limit, "verdict": verdict}
+    payload = {
+        "data": {
+            "queries": "stand-in samples of fresh latents + uniform noise, clamped to [-1, 1]",
+            "samples": "clamp(z W, -1, 1), W random fixed",
+            "queries_noise": 0.5,
+            "shape": list(DATA_SHAPE),
+            "top_m": TOP_M,
+            "flops_per_search": flops(args.queries, args.k),
+        },
+        "rows": rows,
+        "runs": runs,
+        "torch_mm_gflop_per_s": limit,
+        "verdict": verdict,
+    }
     write_report(NAME, args, machine, payload, tables)
 
 

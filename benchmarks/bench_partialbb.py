@@ -19,5 +19,9 @@ from __future__ import annotations
 from benchmarks.latent_search import run
 
 if __name__ == "__main__":
-    run("bench_partialbb", "powell", __doc__.split("\n\n")[0],
-        {"max_iter": 10, "batch_sizes": "1,16,64,256", "scipy_queries": 24, "rounds": 3, "batch1_queries": 6})
+    run(
+        "bench_partialbb",
+        "powell",
+        __doc__.split("\n\n")[0],
+        {"max_iter": 10, "batch_sizes": "1,16,64,256", "scipy_queries": 24, "rounds": 3, "batch1_queries": 6},
+    )

@@ -37,8 +37,9 @@ def main() -> None:
     parser.add_argument("--n-fixed-k", type=int, default=2048, help="k while N varies")
     parser.add_argument("--k-values", default="1024,4096,16384", help="k for time and memory against k (ours)")
     parser.add_argument("--k-fixed-n", type=int, default=20_000, help="N while k varies")
-    parser.add_argument("--baseline-k-values", default="1024,4096",
-                        help="k for the memory of sklearn (one call) and torch.cdist")
+    parser.add_argument(
+        "--baseline-k-values", default="1024,4096", help="k for the memory of sklearn (one call) and torch.cdist"
+    )
     parser.add_argument("--chunk", type=int, default=2048)
     parser.add_argument("--extrapolate-k", type=int, default=200_000)
     parser.add_argument("--memory-budget-mb", type=float, default=4096.0)
@@ -46,30 +47,50 @@ def main() -> None:
     device, machine = setup(args)
 
     def point(method: str, n: int, k: int) -> dict[str, Any]:
-        spec = {"method": method, "n": n, "k": k, "chunk": args.chunk, "threads": args.threads, "seed": args.seed,
-                "device": args.device, "sklearn_queries": n}
+        spec = {
+            "method": method,
+            "n": n,
+            "k": k,
+            "chunk": args.chunk,
+            "threads": args.threads,
+            "seed": args.seed,
+            "device": args.device,
+            "sklearn_queries": n,
+        }
         run = run_worker("bench_fullbb", spec)
-        row = {"method": method, "n": n, "k": k, "seconds": run["seconds"],
-               "gflop_per_s": flops(n, k) / run["seconds"] / 1e9, "peak_rss_mb": run["peak_rss_mb"],
-               "rss_before_method_mb": run["rss_before_method_mb"],
-               "method_added_mb": run["peak_rss_mb"] - run["rss_before_method_mb"]}
+        row = {
+            "method": method,
+            "n": n,
+            "k": k,
+            "seconds": run["seconds"],
+            "gflop_per_s": flops(n, k) / run["seconds"] / 1e9,
+            "peak_rss_mb": run["peak_rss_mb"],
+            "rss_before_method_mb": run["rss_before_method_mb"],
+            "method_added_mb": run["peak_rss_mb"] - run["rss_before_method_mb"],
+        }
         if "cuda_peak_allocated_mb" in run:
             row["cuda_peak_allocated_mb"] = run["cuda_peak_allocated_mb"]
-        print(f"{method} N={n} k={k}: {row['seconds']:.1f} s, peak {row['peak_rss_mb']:.0f} MiB "
-              f"(after {time.perf_counter() - started:.0f} s)", flush=True)
+        print(
+            f"{method} N={n} k={k}: {row['seconds']:.1f} s, peak {row['peak_rss_mb']:.0f} MiB "
+            f"(after {time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
         return row
 
     started = time.perf_counter()
     against_n = [point("ours", n, args.n_fixed_k) for n in ints(args.n_values)]
     against_k = [point("ours", args.k_fixed_n, k) for k in ints(args.k_values)]
-    baselines = [point(method, args.k_fixed_n, k) for k in ints(args.baseline_k_values)
-                 for method in ("sklearn_one_call", "torch_cdist")]
+    baselines = [
+        point(method, args.k_fixed_n, k)
+        for k in ints(args.baseline_k_values)
+        for method in ("sklearn_one_call", "torch_cdist")
+    ]
 
     # Least-squares line through (k, seconds) and (k, peak memory) of ours at fixed N.
     def fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
         mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
         var = sum((x - mean_x) ** 2 for x in xs)
-        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / var if var else 0.0
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=False)) / var if var else 0.0
         return slope, mean_y - slope * mean_x
 
     ks = [float(row["k"]) for row in against_k]
@@ -78,8 +99,11 @@ def main() -> None:
     memory_slope, memory_intercept = fit(ks, [row[memory_key] for row in against_k])
     target_k = args.extrapolate_k
     extrapolation = {
-        "n": args.k_fixed_n, "k": target_k, "memory_metric": memory_key,
-        "seconds_per_1000_samples": 1000 * time_slope, "predicted_seconds": time_intercept + time_slope * target_k,
+        "n": args.k_fixed_n,
+        "k": target_k,
+        "memory_metric": memory_key,
+        "seconds_per_1000_samples": 1000 * time_slope,
+        "predicted_seconds": time_intercept + time_slope * target_k,
         "memory_mb_per_1000_samples": 1000 * memory_slope,
         "predicted_peak_mb": memory_intercept + memory_slope * target_k,
         "measured_peak_mb_max": max(row[memory_key] for row in against_k),
@@ -97,8 +121,12 @@ def main() -> None:
         format_table(baselines, columns, f"baselines, peak memory against k (N={args.k_fixed_n})"),
         "extrapolation (straight line through ours against k): " + json.dumps(extrapolation),
     ]
-    payload = {"against_n": against_n, "against_k": against_k, "baselines_against_k": baselines,
-               "extrapolation": extrapolation}
+    payload = {
+        "against_n": against_n,
+        "against_k": against_k,
+        "baselines_against_k": baselines,
+        "extrapolation": extrapolation,
+    }
     write_report(NAME, args, machine, payload, tables)
 
 

@@ -31,8 +31,16 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from benchmarks.common import (build_module, compose_train_config, format_table, make_parser, plain_dcgan_step, setup,
-                               sync, write_report)
+from benchmarks.common import (
+    build_module,
+    compose_train_config,
+    format_table,
+    make_parser,
+    plain_dcgan_step,
+    setup,
+    sync,
+    write_report,
+)
 
 NAME = "bench_training"
 VARIANTS = ("plain", "lightning_bare", "lightning_train_py")
@@ -45,8 +53,9 @@ class BatchStartTimes(pl.Callback):
         self.device = device
         self.times: list[float] = []
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         sync(self.device)
         self.times.append(time.perf_counter())
 
@@ -98,9 +107,17 @@ def run_lightning(cfg: Any, device: torch.device, batches: int, as_train_py: boo
             trainer.callbacks.append(timer)
         else:
             module.sample_every_n_steps = 0
-            trainer = pl.Trainer(accelerator=accelerator, devices=1, max_steps=max_steps, logger=False,
-                                 enable_checkpointing=False, enable_progress_bar=False,
-                                 enable_model_summary=False, callbacks=[timer], default_root_dir=run_dir)
+            trainer = pl.Trainer(
+                accelerator=accelerator,
+                devices=1,
+                max_steps=max_steps,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                callbacks=[timer],
+                default_root_dir=run_dir,
+            )
         start = time.perf_counter()
         trainer.fit(module, train_dataloaders=datamodule(cfg).train_dataloader())
         sync(device)
@@ -140,9 +157,12 @@ def main() -> None:
                 times, seconds = run_lightning(cfg, device, batches, as_train_py=variant == "lightning_train_py")
                 fit_seconds[variant].append(seconds)
             steady = times[args.warmup : batches + 1]
-            intervals[variant].append([b - a for a, b in zip(steady[:-1], steady[1:])])
-            print(f"repeat {repeat + 1}: {variant} {1000 * statistics.fmean(intervals[variant][-1]):.1f} ms/step "
-                  f"(after {time.perf_counter() - started:.0f} s)", flush=True)
+            intervals[variant].append([b - a for a, b in zip(steady[:-1], steady[1:], strict=False)])
+            print(
+                f"repeat {repeat + 1}: {variant} {1000 * statistics.fmean(intervals[variant][-1]):.1f} ms/step "
+                f"(after {time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
 
     cfg = compose_train_config(overrides)
     plain_mean = statistics.fmean([x for run in intervals["plain"] for x in run])
@@ -150,29 +170,59 @@ def main() -> None:
     for variant in VARIANTS:
         flat = [x for run in intervals[variant] for x in run]
         mean = statistics.fmean(flat)
-        per_repeat = [100 * (statistics.fmean(mine) / statistics.fmean(plain) - 1)
-                      for mine, plain in zip(intervals[variant], intervals["plain"])]
-        rows.append({"variant": variant, "steps": len(flat), "mean_ms": 1000 * mean,
-                     "median_ms": 1000 * statistics.median(flat), "overhead_percent": 100 * (mean / plain_mean - 1),
-                     "overhead_percent_min": min(per_repeat), "overhead_percent_max": max(per_repeat),
-                     "median_overhead_percent": 100 * (statistics.median(flat)
-                                                       / statistics.median([x for r in intervals["plain"] for x in r]) - 1),
-                     "fit_seconds": statistics.fmean(fit_seconds[variant]) if variant in fit_seconds else None})
+        per_repeat = [
+            100 * (statistics.fmean(mine) / statistics.fmean(plain) - 1)
+            for mine, plain in zip(intervals[variant], intervals["plain"], strict=False)
+        ]
+        rows.append(
+            {
+                "variant": variant,
+                "steps": len(flat),
+                "mean_ms": 1000 * mean,
+                "median_ms": 1000 * statistics.median(flat),
+                "overhead_percent": 100 * (mean / plain_mean - 1),
+                "overhead_percent_min": min(per_repeat),
+                "overhead_percent_max": max(per_repeat),
+                "median_overhead_percent": 100
+                * (statistics.median(flat) / statistics.median([x for r in intervals["plain"] for x in r]) - 1),
+                "fit_seconds": statistics.fmean(fit_seconds[variant]) if variant in fit_seconds else None,
+            }
+        )
     bare = next(row for row in rows if row["variant"] == "lightning_bare")
     as_train = next(row for row in rows if row["variant"] == "lightning_train_py")
-    verdict = {"target_percent": 10.0, "bare_overhead_percent": bare["overhead_percent"],
-               "train_py_overhead_percent": as_train["overhead_percent"],
-               "met": bare["overhead_percent"] <= 10.0 and as_train["overhead_percent"] <= 10.0}
-    columns = ["variant", "steps", "mean_ms", "median_ms", "overhead_percent", "overhead_percent_min",
-               "overhead_percent_max", "median_overhead_percent", "fit_seconds"]
-    title = (f"{NAME}: DCGAN step (D + G), batch {cfg.data.batch_size}, {cfg.data.train_size} members "
-             f"({cfg.data.train_size // cfg.data.batch_size} batches/epoch), {device}")
+    verdict = {
+        "target_percent": 10.0,
+        "bare_overhead_percent": bare["overhead_percent"],
+        "train_py_overhead_percent": as_train["overhead_percent"],
+        "met": bare["overhead_percent"] <= 10.0 and as_train["overhead_percent"] <= 10.0,
+    }
+    columns = [
+        "variant",
+        "steps",
+        "mean_ms",
+        "median_ms",
+        "overhead_percent",
+        "overhead_percent_min",
+        "overhead_percent_max",
+        "median_overhead_percent",
+        "fit_seconds",
+    ]
+    title = (
+        f"{NAME}: DCGAN step (D + G), batch {cfg.data.batch_size}, {cfg.data.train_size} members "
+        f"({cfg.data.train_size // cfg.data.batch_size} batches/epoch), {device}"
+    )
     tables = [format_table(rows, columns, title), "verdict: " + str(verdict)]
-    payload = {"model": {"generator": dict(build_module(cfg).generator.kwargs),
-                         "discriminator": dict(build_module(cfg).discriminator.kwargs),
-                         "batch_size": cfg.data.batch_size, "train_size": cfg.data.train_size},
-               "rows": rows, "verdict": verdict, "intervals_ms": {v: [[1000 * x for x in run] for run in runs]
-                                                                  for v, runs in intervals.items()}}
+    payload = {
+        "model": {
+            "generator": dict(build_module(cfg).generator.kwargs),
+            "discriminator": dict(build_module(cfg).discriminator.kwargs),
+            "batch_size": cfg.data.batch_size,
+            "train_size": cfg.data.train_size,
+        },
+        "rows": rows,
+        "verdict": verdict,
+        "intervals_ms": {v: [[1000 * x for x in run] for run in runs] for v, runs in intervals.items()},
+    }
     write_report(NAME, args, machine, payload, tables)
 
 

@@ -19,5 +19,9 @@ from __future__ import annotations
 from benchmarks.latent_search import run
 
 if __name__ == "__main__":
-    run("bench_whitebox", "lbfgs", __doc__.split("\n\n")[0],
-        {"max_iter": 100, "batch_sizes": "1,16,64,256", "scipy_queries": 256, "rounds": 8})
+    run(
+        "bench_whitebox",
+        "lbfgs",
+        __doc__.split("\n\n")[0],
+        {"max_iter": 100, "batch_sizes": "1,16,64,256", "scipy_queries": 256, "rounds": 8},
+    )

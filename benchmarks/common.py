@@ -18,9 +18,10 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,12 +35,16 @@ CONF = ROOT / "conf"
 # --------------------------------------------------------------------------- arguments, setup
 def make_parser(name: str, description: str) -> argparse.ArgumentParser:
     """A parser with the flags every benchmark takes (``--device``, ``--out``, ``--threads``, ``--seed``)."""
-    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m benchmarks.{name}",
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS / f"{name}.json", help="where the JSON goes")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads for every method (default: torch's default)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads for every method (default: torch's default)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -87,8 +92,9 @@ def hardware(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "other_thread_pools": [f"{pool['internal_api']} {Path(pool['filepath']).name}: {pool['num_threads']}"
-                               for pool in threadpool_info()],
+        "other_thread_pools": [
+            f"{pool['internal_api']} {Path(pool['filepath']).name}: {pool['num_threads']}" for pool in threadpool_info()
+        ],
         "python": platform.python_version(),
         "device": str(device),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
@@ -103,9 +109,13 @@ def hardware(device: torch.device) -> dict[str, Any]:
 # The workload every figure in docs/BENCHMARKS.md was measured on: the defaults of that time (32x32
 # digits, 256 members in batches of 64, DCGAN widths 16), pinned so the recorded commands still run
 # the same work now that the quickstart defaults are a smaller, memorising victim.
-BENCHMARK_WORKLOAD = ("data.source.resolution=32", "data.train_size=256", "data.batch_size=64",
-                      "model.nets.image.generator.base_channels=16",
-                      "model.nets.image.discriminator.base_channels=16")
+BENCHMARK_WORKLOAD = (
+    "data.source.resolution=32",
+    "data.train_size=256",
+    "data.batch_size=64",
+    "model.nets.image.generator.base_channels=16",
+    "model.nets.image.discriminator.base_channels=16",
+)
 
 
 def compose_train_config(overrides: Sequence[str] = ()) -> Any:
@@ -137,8 +147,14 @@ def load_queries(n: int, offset: int = 0, resolution: int = 32) -> torch.Tensor:
     return data[offset : offset + n].clone()
 
 
-def plain_dcgan_step(generator: nn.Module, discriminator: nn.Module, g_opt: torch.optim.Optimizer,
-                     d_opt: torch.optim.Optimizer, real: torch.Tensor, latent_dim: int) -> None:
+def plain_dcgan_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    g_opt: torch.optim.Optimizer,
+    d_opt: torch.optim.Optimizer,
+    real: torch.Tensor,
+    latent_dim: int,
+) -> None:
     """One DCGAN iteration (D step, then G step) written as a careful plain-PyTorch user would.
 
     The same computation as :meth:`ganleaks.models.modules.dcgan.DCGANModule.train_batch`: the
@@ -164,7 +180,9 @@ def plain_dcgan_step(generator: nn.Module, discriminator: nn.Module, g_opt: torc
     discriminator.requires_grad_(True)
 
 
-def victim_generator(kind: str, device: torch.device, train_batches: int = 600, seed: int = 0) -> tuple[nn.Module, dict]:
+def victim_generator(
+    kind: str, device: torch.device, train_batches: int = 600, seed: int = 0
+) -> tuple[nn.Module, dict]:
     """The default DCGAN generator (32x32 digits), frozen in eval mode, and a description of it.
 
     Args:
@@ -177,16 +195,20 @@ def victim_generator(kind: str, device: torch.device, train_batches: int = 600, 
     torch.manual_seed(seed)
     module = build_module(cfg)
     generator = module.generator
-    description = {"class": type(generator).__name__, "kwargs": dict(generator.kwargs), "init": kind,
-                   "parameters": sum(p.numel() for p in generator.parameters())}
+    description = {
+        "class": type(generator).__name__,
+        "kwargs": dict(generator.kwargs),
+        "init": kind,
+        "parameters": sum(p.numel() for p in generator.parameters()),
+    }
     if kind == "trained":
         cache = CACHE / f"dcgan_digits32_batches{train_batches}_seed{seed}.safetensors"
         if cache.is_file():
             generator.load_state_dict(load_file(str(cache)))
         else:
             from ganleaks.data.datamodule import MembershipDataModule
-            from ganleaks.data.split import make_split
             from ganleaks.data.sources import load_digits
+            from ganleaks.data.split import make_split
 
             data = load_digits(32)
             split = make_split(data, cfg.data.train_size, cfg.data.nonmember_size, cfg.data.reference_size, seed)
@@ -197,13 +219,17 @@ def victim_generator(kind: str, device: torch.device, train_batches: int = 600, 
             started = time.perf_counter()
             while done < train_batches:
                 for real, _ids in loader:
-                    plain_dcgan_step(generator, module.discriminator, g_opt, d_opt, real.to(device),
-                                     generator.latent_dim)
+                    plain_dcgan_step(
+                        generator, module.discriminator, g_opt, d_opt, real.to(device), generator.latent_dim
+                    )
                     done += 1
                     if done == train_batches:
                         break
-            print(f"trained the victim generator for {train_batches} batches in "
-                  f"{time.perf_counter() - started:.0f} s; cached at {cache}", file=sys.stderr)
+            print(
+                f"trained the victim generator for {train_batches} batches in "
+                f"{time.perf_counter() - started:.0f} s; cached at {cache}",
+                file=sys.stderr,
+            )
             CACHE.mkdir(parents=True, exist_ok=True)
             save_file({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}, str(cache))
         description["trained_batches"] = train_batches
@@ -250,8 +276,15 @@ def run_worker(module: str, spec: dict[str, Any], timeout: float | None = None) 
     if spec.get("threads") is not None:  # every pool of the fresh process, from its start
         for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[variable] = str(spec["threads"])
-    completed = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--worker", json.dumps(spec)],
-                               capture_output=True, text=True, cwd=ROOT, timeout=timeout, check=False, env=env)
+    completed = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", "--worker", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+        env=env,
+    )
     if completed.returncode != 0:
         raise RuntimeError(f"worker {module} {spec} failed:\n{completed.stderr[-4000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -281,18 +314,24 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str], title: str 
     body = [[cell(row.get(column, "")) for column in columns] for row in rows]
     widths = [max([len(column), *(len(line[i]) for line in body)]) for i, column in enumerate(columns)]
     lines = [title] if title else []
-    lines.append("  ".join(column.rjust(width) for column, width in zip(columns, widths)))
+    lines.append("  ".join(column.rjust(width) for column, width in zip(columns, widths, strict=False)))
     lines.append("  ".join("-" * width for width in widths))
-    lines += ["  ".join(value.rjust(width) for value, width in zip(line, widths)) for line in body]
+    lines += ["  ".join(value.rjust(width) for value, width in zip(line, widths, strict=False)) for line in body]
     return "\n".join(lines)
 
 
-def write_report(name: str, args: argparse.Namespace, machine: dict[str, Any], payload: dict[str, Any],
-                 tables: list[str]) -> None:
+def write_report(
+    name: str, args: argparse.Namespace, machine: dict[str, Any], payload: dict[str, Any], tables: list[str]
+) -> None:
     """Print the tables and write ``{command, hardware, arguments, **payload, tables}`` to ``args.out``."""
-    report = {"benchmark": name, "command": command_line(name), "hardware": dict(machine),
-              "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              **payload, "tables": tables}
+    report = {
+        "benchmark": name,
+        "command": command_line(name),
+        "hardware": dict(machine),
+        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        **payload,
+        "tables": tables,
+    }
     report["hardware"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     for table in tables:
         print(table, end="\n\n")

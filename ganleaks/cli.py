@@ -12,9 +12,9 @@ import inspect
 import linecache
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from hydra.errors import CompactHydraException
 
@@ -25,7 +25,8 @@ QUOTING_RULE = (
     "shell at once: "
     "single quotes around the whole override, double quotes around the value, e.g. 'data.root=\"~/data/celeba\"' "
     "(or write the path without ~: data.root=$HOME/data/celeba, expanded by the shell). "
-    "See https://hydra.cc/docs/advanced/override_grammar/basic/#quoted-values")
+    "See https://hydra.cc/docs/advanced/override_grammar/basic/#quoted-values"
+)
 
 
 class UserError(CompactHydraException):

@@ -8,7 +8,8 @@ not name the key (``kthvalue(): selected number k out of range``, ``-1 is not in
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 #: numpy's and Lightning's seed range (``seed_everything``, ``np.random.seed``).
 SEED_RANGE = (0, 2**32 - 1)
@@ -18,8 +19,7 @@ def _text(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def check_int(key: str, value: Any, low: int | None = None, high: int | None = None,
-              allow_none: bool = False) -> None:
+def check_int(key: str, value: Any, low: int | None = None, high: int | None = None, allow_none: bool = False) -> None:
     """``value`` (read from config key ``key``) is an integer in ``[low, high]`` (or None if allowed)."""
     if value is None and allow_none:
         return
@@ -74,8 +74,12 @@ SETTING_RULES: dict[str, Any] = {
     "init": ("zero", "random", "nn"),
     "epsilon_rule": ("nearest", "pairwise"),
 }
-DISTANCE_RULES = {"l2_weight": ("float", 0.0, None), "lpips_weight": ("float", 0.0, None),
-                  "latent_weight": ("float", 0.0, None), "lpips_min_size": ("int", 1, None)}
+DISTANCE_RULES = {
+    "l2_weight": ("float", 0.0, None),
+    "lpips_weight": ("float", 0.0, None),
+    "latent_weight": ("float", 0.0, None),
+    "lpips_min_size": ("int", 1, None),
+}
 
 
 def _check_node(prefix: str, node, rules: dict) -> None:

@@ -4,8 +4,8 @@
     ganleaks-report outputs/cpu_size/attack
 
 Every folder under the given ones that holds a ``metrics.json`` is an attack run; its
-``run.json`` (written with the results; ``.hydra/config.yaml`` for older runs) says what was attacked. Writes into ``--out`` (default: ``report/`` inside
-the first folder given):
+``run.json`` (written with the results; ``.hydra/config.yaml`` for older runs) says what was attacked.
+Writes into ``--out`` (default: ``report/`` inside the first folder given):
 
 * ``runs.csv`` and ``runs.md``: one row per attack run (sorted), with the victim's sample quality
   (``quality.json`` in the victim's run folder, from ``python -m ganleaks.evaluation.quality``);
@@ -32,9 +32,10 @@ import logging
 import math
 import os
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -121,16 +122,20 @@ def _load_config(run_dir: Path) -> DictConfig | None:
     record = _read_json(run_dir / "run.json")
     if record is not None and isinstance(record.get("config"), dict):
         metrics = _read_json(run_dir / "metrics.json")
-        if "metrics" not in record or json.dumps(record["metrics"], sort_keys=True) == json.dumps(metrics,
-                                                                                                 sort_keys=True):
+        if "metrics" not in record or json.dumps(record["metrics"], sort_keys=True) == json.dumps(
+            metrics, sort_keys=True
+        ):
             return OmegaConf.create(record["config"])
-        log.warning("%s/run.json and metrics.json disagree (a write was interrupted?); reading .hydra/config.yaml",
-                    run_dir)
+        log.warning(
+            "%s/run.json and metrics.json disagree (a write was interrupted?); reading .hydra/config.yaml", run_dir
+        )
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         log.warning("%s has no .hydra/config.yaml: data, model and sizes are left empty", run_dir)
         return None
-    return OmegaConf.load(path)
+    config = OmegaConf.load(path)
+    assert isinstance(config, DictConfig), f"{path} is a list, not a run's config"
+    return config
 
 
 def resolve_victim_dir(victim_run_dir: str | None, attack_dir: Path) -> Path | None:
@@ -189,8 +194,17 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         "uses_wandb": _uses_wandb(cfg, run_dir),
         "wandb_project": _select(cfg, "logger.project") or _select(cfg, "logger.wandb.project"),
     }
-    for key in ("auc", "average_precision", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "tpr_at_fpr_0.1", "accuracy",
-                "n_failed", "wall_seconds", "epsilon"):
+    for key in (
+        "auc",
+        "average_precision",
+        "tpr_at_fpr_0.001",
+        "tpr_at_fpr_0.01",
+        "tpr_at_fpr_0.1",
+        "accuracy",
+        "n_failed",
+        "wall_seconds",
+        "epsilon",
+    ):
         row[key] = metrics.get(key)
     for key in INTERVAL_KEYS:  # absent in runs from before intervals: no interval, no band
         row[f"{key}_ci"] = _interval(metrics.get(f"{key}_ci"))
@@ -238,9 +252,19 @@ def _sort_key(row: dict) -> tuple:
         return math.inf if value is None else float(value)
 
     setting = row.get("setting")
-    return (text(row["data"]), text(row["model"]), number(row.get("noise_multiplier")), number(row["train_size"]),
-            SETTING_ORDER.index(setting) if setting in SETTING_ORDER else len(SETTING_ORDER), text(setting),
-            text(row["calibration"]), text(row["distance"]), number(row["k"]), number(row["seed"]), row["run_dir"])
+    return (
+        text(row["data"]),
+        text(row["model"]),
+        number(row.get("noise_multiplier")),
+        number(row["train_size"]),
+        SETTING_ORDER.index(setting) if setting in SETTING_ORDER else len(SETTING_ORDER),
+        text(setting),
+        text(row["calibration"]),
+        text(row["distance"]),
+        number(row["k"]),
+        number(row["seed"]),
+        row["run_dir"],
+    )
 
 
 def gather(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
@@ -249,7 +273,8 @@ def gather(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
     if not runs:
         raise NoRunsFoundError(
             f"no attack runs (metrics.json) under {', '.join(map(str, paths))}; run attacks first "
-            "(python attack.py ...) or pass the folder they wrote (e.g. outputs/attack)")
+            "(python attack.py ...) or pass the folder they wrote (e.g. outputs/attack)"
+        )
     rows = []
     for run in runs:
         try:
@@ -257,8 +282,9 @@ def gather(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
         except ValueError as error:
             log.warning("skipping %s: %s", run, error)
     if not rows:
-        raise NoRunsFoundError(f"none of the {len(runs)} metrics.json files under {', '.join(map(str, paths))} "
-                               "could be read")
+        raise NoRunsFoundError(
+            f"none of the {len(runs)} metrics.json files under {', '.join(map(str, paths))} could be read"
+        )
     return sorted(rows, key=_sort_key)
 
 
@@ -268,6 +294,7 @@ def gather(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
 
 def _format(value: Any, spec: str, row: dict | None = None, key: str = "") -> str:
     if spec == "ci":
+        assert row is not None, "a 'ci' column needs its row"
         return format_estimate(row, key).split(" (")[0]  # "n/a" without its reason: metrics.json has it
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -311,14 +338,16 @@ def to_csv(rows: list[dict]) -> str:
 def to_markdown(rows: list[dict], relative_to: Path | None = None) -> str:
     """The table as GitHub Markdown; columns empty in every row are left out (metrics never: null is "n/a")."""
     columns = [c for c in COLUMNS if c[2] == "ci" or any(row.get(c[0]) is not None for row in rows)]
-    lines = ["| " + " | ".join(header for _, header, _ in columns) + " |",
-             "|" + "|".join("---:" if spec != "s" else "---" for _, _, spec in columns) + "|"]
+    lines = [
+        "| " + " | ".join(header for _, header, _ in columns) + " |",
+        "|" + "|".join("---:" if spec != "s" else "---" for _, _, spec in columns) + "|",
+    ]
     for row in rows:
         cells = []
         for key, _, spec in columns:
             value = row.get(key)
             if key == "run_dir" and relative_to is not None:
-                value = os.path.relpath(value, relative_to)
+                value = os.path.relpath(str(value), relative_to)
             cells.append(_format(value, spec, row, key).replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -347,8 +376,10 @@ def _curves(rows: list[dict], x_key: str, y_key: str, panel_key, line_key) -> di
         if row.get(x_key) is None or row.get(y_key) is None:
             continue
         points[panel_key(row)][line_key(row)][float(row[x_key])].append(float(row[y_key]))
-    return {panel: {line: sorted((x, _mean(ys)) for x, ys in xs.items()) for line, xs in lines.items()}
-            for panel, lines in points.items()}
+    return {
+        panel: {line: sorted((x, _mean(ys)) for x, ys in xs.items()) for line, xs in lines.items()}
+        for panel, lines in points.items()
+    }
 
 
 def _bands(rows: list[dict], x_key: str, y_key: str, panel_key, line_key) -> dict:
@@ -360,20 +391,26 @@ def _bands(rows: list[dict], x_key: str, y_key: str, panel_key, line_key) -> dic
         if row.get(x_key) is None or row.get(y_key) is None or interval is None:
             continue
         bounds[panel_key(row)][line_key(row)][float(row[x_key])].append(interval)
-    return {panel: {line: {x: (_mean([b[0] for b in bs]), _mean([b[1] for b in bs])) for x, bs in xs.items()}
-                    for line, xs in lines.items()} for panel, lines in bounds.items()}
+    return {
+        panel: {
+            line: {x: (_mean([b[0] for b in bs]), _mean([b[1] for b in bs])) for x, bs in xs.items()}
+            for line, xs in lines.items()
+        }
+        for panel, lines in bounds.items()
+    }
 
 
 def _plot_line(ax, points: list[tuple[float, float]], band: dict | None, style: str, **kwargs) -> None:
     """One curve, with its 95% interval as a shaded band where the runs recorded intervals."""
-    xs, ys = zip(*points)
+    xs, ys = zip(*points, strict=False)
     ax.plot(xs, ys, style, **kwargs)
     if band:
         # NaN where a point has no interval: fill_between leaves a gap there.
         low = [band.get(x, (math.nan, math.nan))[0] for x in xs]
         high = [band.get(x, (math.nan, math.nan))[1] for x in xs]
-        ax.fill_between(xs, low, high, color=kwargs.get("color"), alpha=0.15, linewidth=0,
-                        label="shaded: 95% bootstrap interval")
+        ax.fill_between(
+            xs, low, high, color=kwargs.get("color"), alpha=0.15, linewidth=0, label="shaded: 95% bootstrap interval"
+        )
 
 
 def _setting_colours(settings: Iterable[str]) -> dict[str, Any]:
@@ -387,8 +424,13 @@ def _setting_colours(settings: Iterable[str]) -> dict[str, Any]:
 def _line_order(item) -> tuple:
     """Legend order: settings as in the paper, uncalibrated before calibrated, then the rest."""
     setting, calibration, *rest = item[0]
-    return (SETTING_ORDER.index(setting) if setting in SETTING_ORDER else 99, str(setting),
-            _style(calibration) == "-", str(calibration), *((r is None, 0 if r is None else r) for r in rest))
+    return (
+        SETTING_ORDER.index(setting) if setting in SETTING_ORDER else 99,
+        str(setting),
+        _style(calibration) == "-",
+        str(calibration),
+        *((r is None, 0 if r is None else r) for r in rest),
+    )
 
 
 def _style(calibration: str | None) -> str:
@@ -418,7 +460,7 @@ def _figure(n_rows: int, n_cols: int):
 def _save(plt, fig, path: Path) -> Path:
     handles, labels = [], []
     for ax in fig.axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=False):
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
@@ -452,31 +494,54 @@ def plot_train_size(rows: list[dict], path: Path) -> Path | None:
     cells = defaultdict(set)
     for row in rows:
         cells[(_victim_label(row), row["setting"], row["calibration"], row["train_size"])].add(
-            (row.get("distance"), row.get("k")))
+            (row.get("distance"), row.get("k"))
+        )
     mixed = sorted({key[1] for key, variants in cells.items() if len(variants) > 1})
     if mixed:
-        log.warning("the training-set-size figure averages %s runs that differ in distance or k; report each "
-                    "study's folder separately to keep them apart", ", ".join(map(str, mixed)))
+        log.warning(
+            "the training-set-size figure averages %s runs that differ in distance or k; report each "
+            "study's folder separately to keep them apart",
+            ", ".join(map(str, mixed)),
+        )
+
     def line(row):
         return (row["setting"], row["calibration"])
+
     auc = _curves(rows, "train_size", "auc", _victim_label, line)
     tpr = _curves(rows, "train_size", "tpr_at_fpr_0.01", _victim_label, line)
-    bands = {"auc": _bands(rows, "train_size", "auc", _victim_label, line),
-             "tpr": _bands(rows, "train_size", "tpr_at_fpr_0.01", _victim_label, line)}
+    bands = {
+        "auc": _bands(rows, "train_size", "auc", _victim_label, line),
+        "tpr": _bands(rows, "train_size", "tpr_at_fpr_0.01", _victim_label, line),
+    }
     panels = sorted(auc)
     colours = _setting_colours(row["setting"] for row in rows)
     plt, fig, axes = _figure(2, len(panels))
     for col, panel in enumerate(panels):
-        for r, (curves, band, ylabel) in enumerate(((auc, bands["auc"], "ROC AUC"),
-                                                    (tpr, bands["tpr"], "TPR @ 1% FPR"))):
+        for r, (curves, band, ylabel) in enumerate(
+            ((auc, bands["auc"], "ROC AUC"), (tpr, bands["tpr"], "TPR @ 1% FPR"))
+        ):
             ax = axes[r][col]
             for (setting, calibration), points in sorted(curves.get(panel, {}).items(), key=_line_order):
-                _plot_line(ax, points, band.get(panel, {}).get((setting, calibration)), _style(calibration),
-                           marker="o", markersize=3, color=colours[setting],
-                           label=f"{setting} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})")
+                _plot_line(
+                    ax,
+                    points,
+                    band.get(panel, {}).get((setting, calibration)),
+                    _style(calibration),
+                    marker="o",
+                    markersize=3,
+                    color=colours[setting],
+                    label=f"{setting} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})",
+                )
             if not curves.get(panel):
-                ax.text(0.5, 0.5, "not estimable in these runs\n(needs >= 100 non-members)", ha="center",
-                        va="center", transform=ax.transAxes, fontsize="small")
+                ax.text(
+                    0.5,
+                    0.5,
+                    "not estimable in these runs\n(needs >= 100 non-members)",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    fontsize="small",
+                )
             ax.set_xscale("log")
             ax.axhline(0.5 if r == 0 else 0.01, color="grey", linewidth=0.6, linestyle=":")
             ax.set_xlabel("training-set size")
@@ -495,8 +560,10 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
     dp_rows = [row for row in rows if row.get("epsilon") is not None and math.isfinite(float(row["epsilon"]))]
     if not dp_rows:
         return None
+
     def panel(row):
         return f"{row['data']}/{row['model']} n={row['train_size']}"
+
     panels = sorted({panel(row) for row in dp_rows})
     baseline_rows = [row for row in rows if row.get("epsilon") is None and panel(row) in panels]
     auc = _curves(dp_rows, "epsilon", "auc", panel, lambda row: (row["setting"], row["calibration"]))
@@ -509,9 +576,16 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
     for r, name in enumerate(panels):
         ax = axes[r][0]
         for (setting, calibration), points in sorted(auc.get(name, {}).items(), key=_line_order):
-            _plot_line(ax, points, auc_bands.get(name, {}).get((setting, calibration)), _style(calibration),
-                       marker="o", markersize=3, color=colours[setting],
-                       label=f"{setting} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})")
+            _plot_line(
+                ax,
+                points,
+                auc_bands.get(name, {}).get((setting, calibration)),
+                _style(calibration),
+                marker="o",
+                markersize=3,
+                color=colours[setting],
+                label=f"{setting} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})",
+            )
         for (setting, calibration), points in sorted(baseline_auc.get(name, {}).items(), key=_line_order):
             ax.axhline(points[0][1], linestyle=_style(calibration), linewidth=0.8, alpha=0.5, color=colours[setting])
         if name in baseline_auc:
@@ -520,17 +594,23 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
         ax = axes[r][1]
         points = quality.get(name, {}).get("quality")
         if points:
-            xs, ys = zip(*points)
+            xs, ys = zip(*points, strict=False)
             ax.plot(xs, ys, "-", marker="s", markersize=3, color="black")
             ax.set_xscale("log")
             baseline = baseline_quality.get(name, {}).get("quality")
             if baseline:
                 ax.axhline(baseline[0][1], color="black", linewidth=0.8, alpha=0.5, linestyle="--")
-                ax.text(0.99, 0.99, "dashed: no DP", ha="right", va="top", transform=ax.transAxes,
-                        fontsize="x-small")
+                ax.text(0.99, 0.99, "dashed: no DP", ha="right", va="top", transform=ax.transAxes, fontsize="x-small")
         else:
-            ax.text(0.5, 0.5, "no quality.json\n(python -m ganleaks.evaluation.quality)", ha="center",
-                    va="center", transform=ax.transAxes, fontsize="small")
+            ax.text(
+                0.5,
+                0.5,
+                "no quality.json\n(python -m ganleaks.evaluation.quality)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize="small",
+            )
         ax.set_xlabel("epsilon (DP budget)")
         ax.set_ylabel("Fréchet distance (lower = better samples)")
         ax.set_title(f"{name}: sample quality", fontsize="medium")
@@ -543,8 +623,10 @@ def plot_k(rows: list[dict], path: Path) -> Path | None:
     k_rows = [row for row in rows if row.get("setting") in SWEEP_K_SETTINGS and row.get("k") is not None]
     if not _varies(k_rows, "k", ("data", "model", "setting", "train_size")):
         return None
+
     def line(row):
         return (row["setting"], row["calibration"], row["train_size"])
+
     curves = _curves(k_rows, "k", "auc", _victim_label, line)
     bands = _bands(k_rows, "k", "auc", _victim_label, line)
     colours = _setting_colours(row["setting"] for row in k_rows)
@@ -553,11 +635,18 @@ def plot_k(rows: list[dict], path: Path) -> Path | None:
     for col, panel in enumerate(panels):
         ax = axes[0][col]
         sizes = sorted({key[2] for key in curves[panel]}, key=lambda s: (s is None, s))
-        markers = dict(zip(sizes, "osD^v<>p*h"))
+        markers = dict(zip(sizes, "osD^v<>p*h", strict=False))
         for (setting, calibration, size), points in sorted(curves[panel].items(), key=_line_order):
-            _plot_line(ax, points, bands.get(panel, {}).get((setting, calibration, size)), _style(calibration),
-                       marker=markers.get(size, "o"), markersize=3, color=colours[setting],
-                       label=f"{setting} n={size} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})")
+            _plot_line(
+                ax,
+                points,
+                bands.get(panel, {}).get((setting, calibration, size)),
+                _style(calibration),
+                marker=markers.get(size, "o"),
+                markersize=3,
+                color=colours[setting],
+                label=f"{setting} n={size} ({'calibrated' if _style(calibration) == '-' else 'uncalibrated'})",
+            )
         _auc_axes(ax, "k (generated samples)", panel)
     return _save(plt, fig, path)
 
@@ -579,11 +668,19 @@ def log_to_wandb(report: Report, project: str | None = None) -> bool:
     project = project or next((r["wandb_project"] for r in report.rows if r.get("wandb_project")), None) or "ganleaks"
     run = None
     try:
-        run = wandb.init(project=str(project), job_type="report", name="ganleaks-report",
-                         mode=os.environ.get("WANDB_MODE", "offline"), dir=str(report.out_dir))
+        run = wandb.init(
+            project=str(project),
+            job_type="report",
+            name="ganleaks-report",
+            mode=os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]  # wandb checks the value
+            dir=str(report.out_dir),
+        )
         columns = _raw_columns()
-        table = wandb.Table(columns=columns, data=[[_raw_value(row, key) for key in columns] for row in report.rows],
-                            allow_mixed_types=True)  # missing values (None) beside numbers
+        table = wandb.Table(
+            columns=columns,  # type: ignore[arg-type]  # wandb types it list[str | int]; list is invariant
+            data=[[_raw_value(row, key) for key in columns] for row in report.rows],
+            allow_mixed_types=True,
+        )  # missing values (None) beside numbers
         payload: dict[str, Any] = {"attack_runs": table}
         for name, path in report.files.items():
             if path.suffix == ".png":
@@ -606,8 +703,9 @@ def log_to_wandb(report: Report, project: str | None = None) -> bool:
 # Entry points
 
 
-def build_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike | None = None,
-                 wandb: str = "auto") -> Report:
+def build_report(
+    paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike | None = None, wandb: str = "auto"
+) -> Report:
     """Gather the attack runs under ``paths``, write the table and figures into ``out_dir``.
 
     Args:
@@ -628,8 +726,7 @@ def build_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike 
     report.markdown = to_markdown(rows, relative_to=Path(paths[0]).resolve())
     (out / "runs.md").write_text(report.markdown)
     report.files.update({"table_csv": out / "runs.csv", "table_markdown": out / "runs.md"})
-    for name, plot in (("auc_vs_train_size", plot_train_size), ("epsilon_vs_auc", plot_epsilon),
-                       ("auc_vs_k", plot_k)):
+    for name, plot in (("auc_vs_train_size", plot_train_size), ("epsilon_vs_auc", plot_epsilon), ("auc_vs_k", plot_k)):
         written = plot(rows, out / f"{name}.png")
         if written is not None:
             report.files[name] = written
@@ -642,11 +739,16 @@ def build_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="ganleaks-report",
-        description="Gather attack runs (folders holding metrics.json) into runs.csv / runs.md and figures.")
+        description="Gather attack runs (folders holding metrics.json) into runs.csv / runs.md and figures.",
+    )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="attack run folders or folders above them")
     parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR/report of the first one)")
-    parser.add_argument("--wandb", choices=["auto", "on", "off"], default="auto",
-                        help="log the report to W&B: auto = when the runs were logged there (default)")
+    parser.add_argument(
+        "--wandb",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="log the report to W&B: auto = when the runs were logged there (default)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from ganleaks.config_checks import check_attack_config, check_train_config
 from ganleaks.data import MembershipDataModule
 from ganleaks.data.loading import load_sample_set, prepare_split, write_trained_on
+from ganleaks.third_party_output import silence_third_party_noise
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,10 @@ PART_SIZE_KEYS = {"members": "train_size", "nonmembers": "nonmember_size", "refe
 def _check_split_config(data_cfg: DictConfig) -> None:
     """``data.part`` and the split sizes, checked before any data is read or file written."""
     if data_cfg.part not in PART_SIZE_KEYS:
-        raise ValueError(f"data.part={data_cfg.part!r} is not a split part: use data.part=members to train a victim "
-                         "or data.part=reference to train a calibration reference model")
+        raise ValueError(
+            f"data.part={data_cfg.part!r} is not a split part: use data.part=members to train a victim "
+            "or data.part=reference to train a calibration reference model"
+        )
     for part, key in PART_SIZE_KEYS.items():
         size = data_cfg.get(key)
         if not isinstance(size, int) or isinstance(size, bool) or size < (1 if part == data_cfg.part else 0):
@@ -40,16 +43,30 @@ def train(cfg: DictConfig, run_dir: str | Path):
     _check_split_config(cfg.data)
     check_train_config(cfg)
     run_dir = Path(run_dir)
+    silence_third_party_noise()
     pl.seed_everything(cfg.seed, workers=True)
     sample_set = load_sample_set(cfg.data)
     check_trainable(cfg, sample_set.shape, sample_set.kind)  # user errors before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     split = prepare_split(cfg.data, sample_set, cfg.seed, run_dir)
     write_trained_on(run_dir, cfg.data.part, split)
-    datamodule = MembershipDataModule(sample_set, split, part=cfg.data.part, batch_size=cfg.data.batch_size,
-                                      num_workers=cfg.data.num_workers, seed=cfg.seed)
-    log.info("training %s on %d %s of %s (%s) -> %s", cfg.model.name, datamodule.num_train_samples,
-             cfg.data.part, sample_set.name, "x".join(map(str, sample_set.shape)), run_dir)
+    datamodule = MembershipDataModule(
+        sample_set,
+        split,
+        part=cfg.data.part,
+        batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers,
+        seed=cfg.seed,
+    )
+    log.info(
+        "training %s on %d %s of %s (%s) -> %s",
+        cfg.model.name,
+        datamodule.num_train_samples,
+        cfg.data.part,
+        sample_set.name,
+        "x".join(map(str, sample_set.shape)),
+        run_dir,
+    )
     module = fit_victim(cfg, datamodule, run_dir)
     log.info("done: %s", run_dir)
     return module
@@ -60,5 +77,6 @@ def attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     from ganleaks.attacks.audit import run_attack
 
     check_attack_config(cfg)  # numbers and choices by key name, before seeding or reading anything
+    silence_third_party_noise()
     pl.seed_everything(cfg.seed, workers=True)
     return run_attack(cfg, Path(out_dir))

@@ -36,8 +36,7 @@ def compose_app(app: str, root: Path | str, overrides: list[str] = ()) -> tuple[
     The ``hydra`` node is dropped, as in a real run where the app sees the config without it.
     """
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose(config_name=app, overrides=TINY + [f"paths.root={root}", *overrides],
-                      return_hydra_config=True)
+        cfg = compose(config_name=app, overrides=TINY + [f"paths.root={root}", *overrides], return_hydra_config=True)
     run_dir = Path(cfg.hydra.run.dir)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -50,8 +49,14 @@ FAST_REFERENCE = ["calibration.reference_setting.nn_k=128", "calibration.referen
 
 def attack_overrides(setting: str, calibration: str = "none", extra: list[str] = ()) -> list[str]:
     fast_reference = FAST_REFERENCE if calibration == "reference" else []
-    return [f"setting={setting}", f"calibration={calibration}", "distance=l2", *FAST_ATTACK[setting], *fast_reference,
-            *extra]
+    return [
+        f"setting={setting}",
+        f"calibration={calibration}",
+        "distance=l2",
+        *FAST_ATTACK[setting],
+        *fast_reference,
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -37,8 +37,15 @@ REPO = Path(__file__).resolve().parents[1]
 VICTIM = "train/digits/dcgan/n24/seed0"
 REFERENCE = "train/digits/dcgan/reference_n48/seed0"
 BLACKBOX_REFERENCE = "train/digits/wgangp/reference_n48/seed0"
-TRAIN_OUTPUTS = ("manifest.json", "trained_on.json", "checkpoints", "generator.safetensors", "generator.json",
-                 "discriminator.safetensors", "logs")
+TRAIN_OUTPUTS = (
+    "manifest.json",
+    "trained_on.json",
+    "checkpoints",
+    "generator.safetensors",
+    "generator.json",
+    "discriminator.safetensors",
+    "logs",
+)
 
 
 def assert_no_attack_outputs(out: Path) -> None:
@@ -61,8 +68,7 @@ def refused_attack(root: Path, out: Path, overrides: list[str], error: type[Base
     return refusal.value
 
 
-def refused_training(root: Path, overrides: list[str], error: type[BaseException], match: str,
-                     compose_fn=compose_app):
+def refused_training(root: Path, overrides: list[str], error: type[BaseException], match: str, compose_fn=compose_app):
     cfg, run_dir = compose_fn("train", root, ["hydra.run.dir=" + str(root / "run"), *overrides])
     with pytest.raises(error, match=match) as refusal:
         train(cfg, run_dir)
@@ -76,8 +82,9 @@ def compose_tabular(app: str, root: Path, overrides: list[str], tiny_nets: bool 
     nets = ["model.nets.tabular.generator.hidden_dims=[16]", "model.nets.tabular.discriminator.hidden_dims=[16]"]
     nets = nets if tiny_nets else []
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose(config_name=app, overrides=tiny + nets + [f"paths.root={root}", *overrides],
-                      return_hydra_config=True)
+        cfg = compose(
+            config_name=app, overrides=tiny + nets + [f"paths.root={root}", *overrides], return_hydra_config=True
+        )
     run_dir = Path(cfg.hydra.run.dir)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -107,37 +114,61 @@ def copy_run(source: Path, target: Path) -> Path:
 
 # ----------------------------------------------------------------------------------- victim run
 
+
 def test_interrupted_victim_run_without_export_says_to_finish_training(trained_root, tmp_path):
     victim = copy_run(trained_root / VICTIM, tmp_path / "victim")
     for name in ("generator.json", "generator.safetensors"):
         (victim / name).unlink()  # training was killed before it exported
-    refused_attack(trained_root, tmp_path / "out", attack_overrides("fullbb", extra=[f"victim.run_dir={victim}"]),
-                   FileNotFoundError, r"no exported generator.*Re-run the same train\.py command")
+    refused_attack(
+        trained_root,
+        tmp_path / "out",
+        attack_overrides("fullbb", extra=[f"victim.run_dir={victim}"]),
+        FileNotFoundError,
+        r"no exported generator.*Re-run the same train\.py command",
+    )
 
 
 def test_victim_trained_at_another_resolution(trained_root, tmp_path):
-    error = refused_attack(trained_root, tmp_path / "out", attack_overrides("fullbb", extra=[
-        "data.source.resolution=32", f"victim.run_dir={trained_root / VICTIM}"]),
-        AttackConfigError, r"shape \(1, 16, 16\).*shape \(1, 32, 32\)")
+    error = refused_attack(
+        trained_root,
+        tmp_path / "out",
+        attack_overrides("fullbb", extra=["data.source.resolution=32", f"victim.run_dir={trained_root / VICTIM}"]),
+        AttackConfigError,
+        r"shape \(1, 16, 16\).*shape \(1, 32, 32\)",
+    )
     assert "data.source.resolution" in str(error)
 
 
 def test_victim_of_another_latent_size(trained_root, tmp_path):
-    error = refused_attack(trained_root, tmp_path / "out", attack_overrides("whitebox", extra=["model.latent_dim=32"]),
-                           AttackConfigError, "latent_dim 64.*model.latent_dim=32")
+    error = refused_attack(
+        trained_root,
+        tmp_path / "out",
+        attack_overrides("whitebox", extra=["model.latent_dim=32"]),
+        AttackConfigError,
+        "latent_dim 64.*model.latent_dim=32",
+    )
     assert "victim.run_dir" in str(error)
 
 
 def test_tabular_victim_attacked_with_image_data(tabular_root, trained_root, tmp_path):
     victim = tabular_root / "train/mimic/dcgan/n24/seed0"
-    refused_attack(trained_root, tmp_path / "out", attack_overrides("fullbb", extra=[f"victim.run_dir={victim}"]),
-                   AttackConfigError, r"tabular data of shape \(12,\).*attack with the data config")
+    refused_attack(
+        trained_root,
+        tmp_path / "out",
+        attack_overrides("fullbb", extra=[f"victim.run_dir={victim}"]),
+        AttackConfigError,
+        r"tabular data of shape \(12,\).*attack with the data config",
+    )
 
 
 def test_attacking_a_reference_model_as_if_it_were_a_victim(trained_root, tmp_path):
-    refused_attack(trained_root, tmp_path / "out",
-                   attack_overrides("fullbb", extra=[f"victim.run_dir={trained_root / REFERENCE}"]),
-                   AttackConfigError, "'reference' part, not a victim.*data.part=members")
+    refused_attack(
+        trained_root,
+        tmp_path / "out",
+        attack_overrides("fullbb", extra=[f"victim.run_dir={trained_root / REFERENCE}"]),
+        AttackConfigError,
+        "'reference' part, not a victim.*data.part=members",
+    )
 
 
 @pytest.mark.parametrize("setting", ["partialbb", "whitebox"])
@@ -145,19 +176,30 @@ def test_generator_setting_on_a_release_without_generator(trained_root, tmp_path
     victim = copy_run(trained_root / VICTIM, tmp_path / "discriminator_only")
     for name in ("generator.json", "generator.safetensors"):
         (victim / name).unlink()
-    refused_attack(trained_root, tmp_path / "out", attack_overrides(setting, extra=[f"victim.run_dir={victim}"]),
-                   FileNotFoundError, "no exported generator.*needs a model part the publisher did not release")
+    refused_attack(
+        trained_root,
+        tmp_path / "out",
+        attack_overrides(setting, extra=[f"victim.run_dir={victim}"]),
+        FileNotFoundError,
+        "no exported generator.*needs a model part the publisher did not release",
+    )
 
 
 # ----------------------------------------------------------------------------------- split / data
+
 
 def test_manifest_that_does_not_match_the_data(trained_root, tmp_path):
     victim = copy_run(trained_root / VICTIM, tmp_path / "victim")
     manifest = json.loads((victim / "manifest.json").read_text())
     manifest["fingerprint"] = "0" * 64  # the data files changed since the split was made
     (victim / "manifest.json").write_text(json.dumps(manifest))
-    refused_attack(trained_root, tmp_path / "out", attack_overrides("fullbb", extra=[f"victim.run_dir={victim}"]),
-                   SplitError, "changed since the split was made.*retrain the victim")
+    refused_attack(
+        trained_root,
+        tmp_path / "out",
+        attack_overrides("fullbb", extra=[f"victim.run_dir={victim}"]),
+        SplitError,
+        "changed since the split was made.*retrain the victim",
+    )
 
 
 def test_reference_trained_on_another_seeds_split_overlaps_the_queries(trained_root, tmp_path):
@@ -166,15 +208,23 @@ def test_reference_trained_on_another_seeds_split_overlaps_the_queries(trained_r
     other = make_split(load_digits(16), 24, 24, 1024, seed=1)
     save_manifest(other, reference)
     (reference / "trained_on.json").write_text(json.dumps({"part": "reference", "ids": other.parts["reference"]}))
-    refused_attack(trained_root, tmp_path / "out", attack_overrides(
-        "fullbb", "reference", [f"calibration.reference_run_dir={reference}"]),
-        ReferenceOverlapError, "trained on .* of the queried samples.*data.part=reference")
+    refused_attack(
+        trained_root,
+        tmp_path / "out",
+        attack_overrides("fullbb", "reference", [f"calibration.reference_run_dir={reference}"]),
+        ReferenceOverlapError,
+        "trained on .* of the queried samples.*data.part=reference",
+    )
 
 
 def test_calibration_without_a_trained_reference(trained_root, tmp_path):
-    refused_attack(trained_root, tmp_path / "out", attack_overrides(
-        "fullbb", "reference", [f"calibration.reference_run_dir={tmp_path / 'nothing'}"]),
-        FileNotFoundError, "no trained reference model.*data.part=reference.*calibration=none")
+    refused_attack(
+        trained_root,
+        tmp_path / "out",
+        attack_overrides("fullbb", "reference", [f"calibration.reference_run_dir={tmp_path / 'nothing'}"]),
+        FileNotFoundError,
+        "no trained reference model.*data.part=reference.*calibration=none",
+    )
 
 
 @pytest.mark.parametrize("setting", ["whitebox", "discriminator"])
@@ -183,9 +233,13 @@ def test_reference_without_the_needed_network_fails_before_the_victim_is_scored(
     role = "discriminator" if setting == "discriminator" else "generator"
     for suffix in (".json", ".safetensors"):
         (reference / f"{role}{suffix}").unlink()
-    refused_attack(trained_root, tmp_path / "out", attack_overrides(
-        setting, "reference", [f"calibration.reference_run_dir={reference}"]),
-        FileNotFoundError, f"no exported {role}")
+    refused_attack(
+        trained_root,
+        tmp_path / "out",
+        attack_overrides(setting, "reference", [f"calibration.reference_run_dir={reference}"]),
+        FileNotFoundError,
+        f"no exported {role}",
+    )
 
 
 def test_victim_split_without_nonmembers():
@@ -196,27 +250,38 @@ def test_victim_split_without_nonmembers():
 
 @pytest.mark.parametrize("num_queries", [25, 0, -3])
 def test_num_queries_outside_the_split(trained_root, tmp_path, num_queries):
-    refused_attack(trained_root, tmp_path / "out",
-                   attack_overrides("fullbb", extra=[f"attack.num_queries={num_queries}"]),
-                   AttackConfigError, r"24 members and 24 non-members; choose 1\.\.24")
+    refused_attack(
+        trained_root,
+        tmp_path / "out",
+        attack_overrides("fullbb", extra=[f"attack.num_queries={num_queries}"]),
+        AttackConfigError,
+        r"24 members and 24 non-members; choose 1\.\.24",
+    )
 
 
 # ----------------------------------------------------------------------------------- attack settings
 
-@pytest.mark.parametrize(("setting", "override", "match"), [
-    ("fullbb", "setting.k=0", "setting.k=0 is out of range: set setting.k to an integer >= 1"),
-    ("whitebox", "setting.init=best", "setting.init='best' is not valid: choose one of zero, random, nn"),
-    ("whitebox", "setting.nn_k=0", "setting.nn_k=0 is out of range: set setting.nn_k to an integer >= 1"),
-    ("partialbb", "setting.restarts=0", "setting.restarts=0 .*>= 1"),
-    ("whitebox", "attack.batch_size=0", "attack.batch_size=0 is out of range: set attack.batch_size to .* >= 1"),
-])
+
+@pytest.mark.parametrize(
+    ("setting", "override", "match"),
+    [
+        ("fullbb", "setting.k=0", "setting.k=0 is out of range: set setting.k to an integer >= 1"),
+        ("whitebox", "setting.init=best", "setting.init='best' is not valid: choose one of zero, random, nn"),
+        ("whitebox", "setting.nn_k=0", "setting.nn_k=0 is out of range: set setting.nn_k to an integer >= 1"),
+        ("partialbb", "setting.restarts=0", "setting.restarts=0 .*>= 1"),
+        ("whitebox", "attack.batch_size=0", "attack.batch_size=0 is out of range: set attack.batch_size to .* >= 1"),
+    ],
+)
 def test_bad_setting_values(trained_root, tmp_path, setting, override, match):
     refused_attack(trained_root, tmp_path / "out", attack_overrides(setting, extra=[override]), ValueError, match)
 
 
 def test_lpips_distance_on_tabular_data(tabular_root, tmp_path):
-    cfg, _ = compose_tabular("attack", tabular_root, ["data=mimic", f"data.path={tabular_root / 'codes.npy'}",
-                                                      "setting=fullbb", "setting.k=64", "distance=paper"])
+    cfg, _ = compose_tabular(
+        "attack",
+        tabular_root,
+        ["data=mimic", f"data.path={tabular_root / 'codes.npy'}", "setting=fullbb", "setting.k=64", "distance=paper"],
+    )
     with pytest.raises(AttackConfigError, match="LPIPS does not apply.*use distance=l2"):
         attack(cfg, tmp_path / "out")
     assert_no_attack_outputs(tmp_path / "out")
@@ -231,10 +296,13 @@ def test_missing_lpips_weights(trained_root, tmp_path, monkeypatch):
     assert_no_attack_outputs(tmp_path / "out")
 
 
-@pytest.mark.parametrize(("override", "error", "match"), [
-    ("model=stylegan", MissingConfigException, r"Could not find 'model/stylegan'(.|\n)*dcgan"),
-    ("attack.batchsize=8", ConfigCompositionException, r"Could not override 'attack.batchsize'(.|\n)*\+attack"),
-])
+@pytest.mark.parametrize(
+    ("override", "error", "match"),
+    [
+        ("model=stylegan", MissingConfigException, r"Could not find 'model/stylegan'(.|\n)*dcgan"),
+        ("attack.batchsize=8", ConfigCompositionException, r"Could not override 'attack.batchsize'(.|\n)*\+attack"),
+    ],
+)
 def test_unknown_option_or_key(tmp_path, override, error, match):
     with pytest.raises(error, match=match):
         compose_app("attack", tmp_path, [override])
@@ -243,8 +311,13 @@ def test_unknown_option_or_key(tmp_path, override, error, match):
 @pytest.mark.slow
 def test_unknown_setting_on_the_command_line(tmp_path):
     """Through the real entry point: Hydra's message names the bad option and lists the valid ones."""
-    result = subprocess.run([sys.executable, "attack.py", "setting=greybox", f"paths.root={tmp_path}"], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "attack.py", "setting=greybox", f"paths.root={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0
     assert "Could not find 'setting/greybox'" in result.stderr
     for option in ("fullbb", "partialbb", "whitebox", "discriminator"):
@@ -254,9 +327,14 @@ def test_unknown_setting_on_the_command_line(tmp_path):
 
 # ----------------------------------------------------------------------------------- training
 
+
 def test_sizes_larger_than_the_data(tmp_path):
-    refused_training(tmp_path, ["data.train_size=5000"], SplitError,
-                     "5000 samples.*= 5072; lower data.train_size, data.nonmember_size or data.reference_size")
+    refused_training(
+        tmp_path,
+        ["data.train_size=5000"],
+        SplitError,
+        "5000 samples.*= 5072; lower data.train_size, data.nonmember_size or data.reference_size",
+    )
 
 
 def test_negative_size(tmp_path):
@@ -264,25 +342,35 @@ def test_negative_size(tmp_path):
 
 
 def test_unknown_split_part(tmp_path):
-    refused_training(tmp_path, ["data.part=holdout"], ValueError,
-                     "data.part='holdout' is not a split part.*data.part=members.*data.part=reference")
+    refused_training(
+        tmp_path,
+        ["data.part=holdout"],
+        ValueError,
+        "data.part='holdout' is not a split part.*data.part=members.*data.part=reference",
+    )
 
 
 def test_training_on_an_empty_part(tmp_path):
-    refused_training(tmp_path, ["data.part=reference", "data.reference_size=0"], ValueError,
-                     "data.reference_size=0.*at least 1")
+    refused_training(
+        tmp_path, ["data.part=reference", "data.reference_size=0"], ValueError, "data.reference_size=0.*at least 1"
+    )
 
 
 def test_privacy_that_cannot_be_applied(tmp_path):
-    refused_training(tmp_path, ["model=wgangp", "privacy=dp"], UnsupportedPrivacyError,
-                     "gradient penalty.*Use model=dpgan")
+    refused_training(
+        tmp_path, ["model=wgangp", "privacy=dp"], UnsupportedPrivacyError, "gradient penalty.*Use model=dpgan"
+    )
 
 
 def test_model_without_networks_for_the_data_kind(tmp_path):
     codes = write_codes(tmp_path / "codes.npy")
-    refused_training(tmp_path, ["model=pggan", "data=mimic", f"data.path={codes}"], ValueError,
-                     "no networks for tabular data.*model=wgangp",
-                     compose_fn=lambda *args: compose_tabular(*args, tiny_nets=False))
+    refused_training(
+        tmp_path,
+        ["model=pggan", "data=mimic", f"data.path={codes}"],
+        ValueError,
+        "no networks for tabular data.*model=wgangp",
+        compose_fn=lambda *args: compose_tabular(*args, tiny_nets=False),
+    )
 
 
 def test_corrupt_image_file(tmp_path):
@@ -292,29 +380,46 @@ def test_corrupt_image_file(tmp_path):
     for i in range(4):
         Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     (folder / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    refused_training(tmp_path, ["data=image_folder", f"data.root={folder}"], ValueError,
-                     r"corrupt or unreadable image file .*3\.png.*remove or replace it")
+    refused_training(
+        tmp_path,
+        ["data=image_folder", f"data.root={folder}"],
+        ValueError,
+        r"corrupt or unreadable image file .*3\.png.*remove or replace it",
+    )
 
 
 def test_nan_in_tabular_data(tmp_path):
     path = tmp_path / "codes.csv"
     path.write_text("a,b,c\n1,0,1\n0,,1\n1,1,0\n")
-    refused_training(tmp_path, ["data=mimic", f"data.path={path}"], ValueError, "NaN in 1 rows.*fill or drop them",
-                     compose_fn=compose_tabular)
+    refused_training(
+        tmp_path,
+        ["data=mimic", f"data.path={path}"],
+        ValueError,
+        "NaN in 1 rows.*fill or drop them",
+        compose_fn=compose_tabular,
+    )
 
 
 def test_celeba_folder_without_images(tmp_path):
     (tmp_path / "celeba" / "img_align_celeba").mkdir(parents=True)
-    refused_training(tmp_path, ["data=celeba", f"data.root={tmp_path / 'celeba'}"], FileNotFoundError,
-                     "no .jpg files.*unzip img_align_celeba.zip")
+    refused_training(
+        tmp_path,
+        ["data=celeba", f"data.root={tmp_path / 'celeba'}"],
+        FileNotFoundError,
+        "no .jpg files.*unzip img_align_celeba.zip",
+    )
 
 
 def test_celeba_without_identity_file(tmp_path):
     folder = tmp_path / "celeba" / "img_align_celeba"
     folder.mkdir(parents=True)
     Image.new("RGB", (178, 218)).save(folder / "000001.jpg")
-    refused_training(tmp_path, ["data=celeba", f"data.root={tmp_path / 'celeba'}"], FileNotFoundError,
-                     r"identity_CelebA.txt.*Anno/identity_CelebA.txt.*data.source.allow_image_level_split=true")
+    refused_training(
+        tmp_path,
+        ["data=celeba", f"data.root={tmp_path / 'celeba'}"],
+        FileNotFoundError,
+        r"identity_CelebA.txt.*Anno/identity_CelebA.txt.*data.source.allow_image_level_split=true",
+    )
 
 
 def test_data_root_not_set(tmp_path):
@@ -344,29 +449,35 @@ def test_resuming_with_another_model_config(trained_root, tmp_path):
 
 # ------------------------------------------------------------------------------ values checked where read (issue 15)
 
-@pytest.mark.parametrize(("setting", "override", "match"), [
-    ("montecarlo", "setting.quantile=2", r"setting.quantile=2 .*\[0, 1\]"),  # used to fail inside kthvalue
-    ("montecarlo", "setting.epsilon_rule=median", "setting.epsilon_rule='median'.*nearest, pairwise"),
-    ("fullbb", "setting.k=many", "setting.k='many'.*integer.*>= 1"),
-    ("fullbb", "setting.rerank_top=0", r"setting.rerank_top=0 .*>= 1"),
-    ("fullbb", "setting.bank_cache_mb=-1", r"setting.bank_cache_mb=-1 .*>= 0"),
-    ("whitebox", "setting.max_iter=-1", r"setting.max_iter=-1 .*>= 0"),
-    ("whitebox", "distance.latent_weight=-1", r"distance.latent_weight=-1 .*>= 0"),
-    ("fullbb", "seed=-1", r"seed=-1 .*0 \.\. 4294967295"),
-    ("fullbb", "attack.num_queries=some", "attack.num_queries='some'.*integer"),
-    ("fullbb", "attack.save_reconstructions=-1", r"attack.save_reconstructions=-1 .*>= 0"),
-])
+
+@pytest.mark.parametrize(
+    ("setting", "override", "match"),
+    [
+        ("montecarlo", "setting.quantile=2", r"setting.quantile=2 .*\[0, 1\]"),  # used to fail inside kthvalue
+        ("montecarlo", "setting.epsilon_rule=median", "setting.epsilon_rule='median'.*nearest, pairwise"),
+        ("fullbb", "setting.k=many", "setting.k='many'.*integer.*>= 1"),
+        ("fullbb", "setting.rerank_top=0", r"setting.rerank_top=0 .*>= 1"),
+        ("fullbb", "setting.bank_cache_mb=-1", r"setting.bank_cache_mb=-1 .*>= 0"),
+        ("whitebox", "setting.max_iter=-1", r"setting.max_iter=-1 .*>= 0"),
+        ("whitebox", "distance.latent_weight=-1", r"distance.latent_weight=-1 .*>= 0"),
+        ("fullbb", "seed=-1", r"seed=-1 .*0 \.\. 4294967295"),
+        ("fullbb", "attack.num_queries=some", "attack.num_queries='some'.*integer"),
+        ("fullbb", "attack.save_reconstructions=-1", r"attack.save_reconstructions=-1 .*>= 0"),
+    ],
+)
 def test_out_of_range_settings_name_the_key_and_range(trained_root, tmp_path, setting, override, match):
-    refused_attack(trained_root, tmp_path / "out", attack_overrides(setting, extra=[override]), ValueError,
-                   match)
+    refused_attack(trained_root, tmp_path / "out", attack_overrides(setting, extra=[override]), ValueError, match)
 
 
-@pytest.mark.parametrize(("override", "match"), [
-    ("data.batch_size=0", r"data.batch_size=0 .*>= 1"),  # used to be the DataLoader's "batch_size should be ..."
-    ("data.batch_size=big", "data.batch_size='big'.*integer"),
-    ("seed=-1", r"seed=-1 .*0 \.\. 4294967295"),  # used to be "-1 is not in bounds, numpy accepts ..."
-    ("data.num_workers=-1", r"data.num_workers=-1 .*>= 0"),
-])
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("data.batch_size=0", r"data.batch_size=0 .*>= 1"),  # used to be the DataLoader's "batch_size should be ..."
+        ("data.batch_size=big", "data.batch_size='big'.*integer"),
+        ("seed=-1", r"seed=-1 .*0 \.\. 4294967295"),  # used to be "-1 is not in bounds, numpy accepts ..."
+        ("data.num_workers=-1", r"data.num_workers=-1 .*>= 0"),
+    ],
+)
 def test_training_values_checked_where_read(tmp_path, override, match):
     refused_training(tmp_path, [override], ValueError, match)
 
@@ -424,8 +535,14 @@ def test_every_documented_command_line_parses():
 
 
 def run_app(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, **(env or {})},
+    )
 
 
 @pytest.mark.slow
@@ -455,7 +572,7 @@ def test_bugs_keep_their_traceback_user_errors_do_not():
     def raised(function):
         try:
             function()
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             return error
         raise AssertionError("did not raise")
 

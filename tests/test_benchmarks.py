@@ -34,13 +34,29 @@ def run_benchmark(name: str, out: Path, *args: str, timeout: float = 300) -> dic
     return report
 
 
-@pytest.mark.parametrize(("name", "extra"), [
-    ("bench_whitebox", ["--max-iter", "4"]),
-    ("bench_partialbb", ["--max-iter", "1"]),
-])
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("bench_whitebox", ["--max-iter", "4"]),
+        ("bench_partialbb", ["--max-iter", "1"]),
+    ],
+)
 def test_latent_search_benchmark_compares_like_with_like(tmp_path, name, extra):
-    report = run_benchmark(name, tmp_path / f"{name}.json", "--generator", "random", "--batch-sizes", "1,4",
-                           "--scipy-queries", "2", "--batch1-queries", "2", "--rounds", "1", *extra)
+    report = run_benchmark(
+        name,
+        tmp_path / f"{name}.json",
+        "--generator",
+        "random",
+        "--batch-sizes",
+        "1,4",
+        "--scipy-queries",
+        "2",
+        "--batch1-queries",
+        "2",
+        "--rounds",
+        "1",
+        *extra,
+    )
     speed = {row["method"]: row for row in report["speed"]}
     assert set(speed) == {"scipy", "ours_b1", "ours_b4"}
     assert speed["scipy"]["queries_timed"] == 2 and speed["ours_b1"]["queries_timed"] == 2
@@ -59,8 +75,18 @@ def test_latent_search_benchmark_compares_like_with_like(tmp_path, name, extra):
 
 
 def test_fullbb_benchmark_methods_find_the_same_neighbours(tmp_path):
-    report = run_benchmark("bench_fullbb", tmp_path / "fullbb.json", "--queries", "120", "--k", "300",
-                           "--chunk", "128", "--sklearn-queries", "20")
+    report = run_benchmark(
+        "bench_fullbb",
+        tmp_path / "fullbb.json",
+        "--queries",
+        "120",
+        "--k",
+        "300",
+        "--chunk",
+        "128",
+        "--sklearn-queries",
+        "20",
+    )
     rows = {row["method"]: row for row in report["rows"]}
     assert set(rows) == {"torch_mm", "ours", "sklearn_per10", "sklearn_one_call", "torch_cdist"}
     for method in ("ours", "sklearn_per10", "sklearn_one_call", "torch_cdist"):
@@ -72,8 +98,22 @@ def test_fullbb_benchmark_methods_find_the_same_neighbours(tmp_path):
 
 def test_scaling_benchmark_fits_time_and_memory_against_k(tmp_path):
     # No N sweep (``--n-values ""``), as for a single full-size point: the tables must still print.
-    report = run_benchmark("bench_scaling", tmp_path / "scaling.json", "--n-values", "", "--k-values", "128,256",
-                           "--k-fixed-n", "100", "--baseline-k-values", "128", "--chunk", "64", "--extrapolate-k", "1000")
+    report = run_benchmark(
+        "bench_scaling",
+        tmp_path / "scaling.json",
+        "--n-values",
+        "",
+        "--k-values",
+        "128,256",
+        "--k-fixed-n",
+        "100",
+        "--baseline-k-values",
+        "128",
+        "--chunk",
+        "64",
+        "--extrapolate-k",
+        "1000",
+    )
     assert report["against_n"] == []
     assert "--n-values ''" in report["command"], "the recorded command must re-run as given"
     assert [row["k"] for row in report["against_k"]] == [128, 256]
@@ -84,8 +124,20 @@ def test_scaling_benchmark_fits_time_and_memory_against_k(tmp_path):
 
 
 def test_training_benchmark_times_the_same_step_three_ways(tmp_path):
-    report = run_benchmark("bench_training", tmp_path / "training.json", "--steps", "4", "--warmup", "2",
-                           "--repeats", "1", "--train-size", "32", "--batch-size", "16")
+    report = run_benchmark(
+        "bench_training",
+        tmp_path / "training.json",
+        "--steps",
+        "4",
+        "--warmup",
+        "2",
+        "--repeats",
+        "1",
+        "--train-size",
+        "32",
+        "--batch-size",
+        "16",
+    )
     rows = {row["variant"]: row for row in report["rows"]}
     assert set(rows) == {"plain", "lightning_bare", "lightning_train_py"}
     assert all(row["steps"] == 4 for row in rows.values())

@@ -7,8 +7,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-REQUIRED = {"celeba": ["data.root=/data/celeba"], "image_folder": ["data.root=/data/images"],
-            "mimic": ["data.path=/data/codes.npy"], "checkins": ["data.path=/data/checkins.csv"]}
+REQUIRED = {
+    "celeba": ["data.root=/data/celeba"],
+    "image_folder": ["data.root=/data/images"],
+    "mimic": ["data.path=/data/codes.npy"],
+    "checkins": ["data.path=/data/checkins.csv"],
+}
 
 
 def options(group: str) -> list[str]:

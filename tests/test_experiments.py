@@ -41,7 +41,7 @@ def study_args(study: str) -> list[str]:
     return STUDY_ARGS.get(study.split("_")[0], [])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compose_cached(app: str, overrides: tuple[str, ...]) -> DictConfig:
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         return compose(config_name=app, overrides=list(overrides), return_hydra_config=True)
@@ -81,7 +81,7 @@ FIELDS = {  # what the checks read from a job's config
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def job_template(app: str, groups: tuple[str, ...], value_keys: tuple[str, ...]) -> dict[str, str]:
     """FIELDS of the config composed for ``groups``, with a placeholder for every TEMPLATED value.
 
@@ -150,7 +150,8 @@ def test_study_grids_line_up(study):
         if job["calibrated"] == "True":
             reference = written.get(job["reference"])
             assert reference is not None, (
-                f"{overrides}: no train job of {study} writes the reference {job['reference']}")
+                f"{overrides}: no train job of {study} writes the reference {job['reference']}"
+            )
             assert reference["part"] == "reference" and reference["model"] == job["reference_model"]
             assert reference["private"] == "False"
             assert (reference["source"], reference["split"]) == (job["source"], job["split"])
@@ -167,8 +168,11 @@ def models_root_of(study: str) -> str:
 
 def train_folders(study: str) -> set[str]:
     args = study_args(study)
-    return {job_fields("train", overrides)["output_dir"]
-            for role in ("train", "reference") for overrides in expand("train", f"{study}_{role}", args)}
+    return {
+        job_fields("train", overrides)["output_dir"]
+        for role in ("train", "reference")
+        for overrides in expand("train", f"{study}_{role}", args)
+    }
 
 
 def test_k_study_reuses_the_size_study_models():
@@ -183,9 +187,15 @@ def test_k_study_reuses_the_size_study_models():
 
 def test_templates_match_full_composition():
     """``job_fields`` gives what Hydra composes for a job from all its overrides."""
-    for study, role, index in (("cpu_size", "attack", 37), ("cpu_dp", "attack", 7), ("cpu_k", "attack", 50),
-                               ("cpu_dp", "reference", 0), ("cpu_dp", "train", 3), ("celeba_size", "train", 5),
-                               ("celeba_k", "attack", 20)):
+    for study, role, index in (
+        ("cpu_size", "attack", 37),
+        ("cpu_dp", "attack", 7),
+        ("cpu_k", "attack", 50),
+        ("cpu_dp", "reference", 0),
+        ("cpu_dp", "train", 3),
+        ("celeba_size", "train", 5),
+        ("celeba_k", "attack", 20),
+    ):
         app = ROLES[role]
         overrides = expand(app, f"{study}_{role}", study_args(study))[index]
         cfg = copy.deepcopy(compose_cached(app, tuple(overrides)))
@@ -209,7 +219,8 @@ def test_real_multirun_writes_where_the_dry_run_says(tmp_path):
     """Hydra itself (BasicSweeper + launcher) runs the cpu_dp train and reference sweeps with a no-op
     task: the job folders and privacy choices are those of the dry run."""
     app = tmp_path / "noop.py"
-    app.write_text(textwrap.dedent(f"""
+    app.write_text(
+        textwrap.dedent(f"""
         import hydra
         from hydra.core.hydra_config import HydraConfig
 
@@ -218,15 +229,29 @@ def test_real_multirun_writes_where_the_dry_run_says(tmp_path):
             print("JOB", HydraConfig.get().runtime.output_dir, cfg.privacy.enabled, cfg.data.part, flush=True)
 
         main()
-    """))
+    """)
+    )
     for experiment in ("cpu_dp_train", "cpu_dp_reference"):
-        done = subprocess.run([sys.executable, str(app), "-m", f"experiment={experiment}",
-                               "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(app),
+                "-m",
+                f"experiment={experiment}",
+                "hydra/job_logging=disabled",
+                "hydra/hydra_logging=disabled",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         seen = sorted(tuple(line.split()[1:]) for line in done.stdout.splitlines() if line.startswith("JOB "))
-        expected = sorted((str(tmp_path / job["output_dir"]), job["private"], job["part"])
-                          for job in (job_fields("train", o) for o in expand("train", experiment, [])))
+        expected = sorted(
+            (str(tmp_path / job["output_dir"]), job["private"], job["part"])
+            for job in (job_fields("train", o) for o in expand("train", experiment, []))
+        )
         assert seen == expected
 
 
@@ -237,8 +262,9 @@ def test_dp_baseline_commands_line_up():
     (baseline,) = [job_fields("train", o) for o in train]
     assert baseline["output_dir"] == "outputs/cpu_dp/train/fashion_mnist/dpgan/n256/seed0"
     assert (baseline["part"], baseline["private"]) == ("members", "False")
-    attacks = expand("attack", "cpu_size_attack",
-                     ["paths.root=outputs/cpu_dp", "model=dpgan", "data.train_size=256", "privacy=none"])
+    attacks = expand(
+        "attack", "cpu_size_attack", ["paths.root=outputs/cpu_dp", "model=dpgan", "data.train_size=256", "privacy=none"]
+    )
     assert len(attacks) == 5 * 2
     for overrides in attacks:
         job = job_fields("attack", overrides)

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +15,16 @@ from ganleaks.workflows import attack
 from tests.conftest import attack_overrides, compose_app
 
 REPO = Path(__file__).resolve().parents[1]
-METRIC_KEYS = {"auc", "average_precision", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "tpr_at_fpr_0.1", "accuracy",
-               "n_members", "n_nonmembers"}
+METRIC_KEYS = {
+    "auc",
+    "average_precision",
+    "tpr_at_fpr_0.001",
+    "tpr_at_fpr_0.01",
+    "tpr_at_fpr_0.1",
+    "accuracy",
+    "n_members",
+    "n_nonmembers",
+}
 
 
 def read_scores(path: Path) -> list[dict]:
@@ -27,8 +34,15 @@ def read_scores(path: Path) -> list[dict]:
 
 def test_training_run_folder_holds_the_artifacts(trained_root):
     run = trained_root / "train/digits/dcgan/n24/seed0"
-    for name in ("manifest.json", "trained_on.json", "generator.safetensors", "generator.json",
-                 "discriminator.safetensors", "discriminator.json", "checkpoints/last.ckpt"):
+    for name in (
+        "manifest.json",
+        "trained_on.json",
+        "generator.safetensors",
+        "generator.json",
+        "discriminator.safetensors",
+        "discriminator.json",
+        "checkpoints/last.ckpt",
+    ):
         assert (run / name).is_file(), name
     assert list((run / "samples").glob("*.png"))
     trained_on = json.loads((run / "trained_on.json").read_text())
@@ -65,9 +79,13 @@ def test_every_setting_writes_the_contract(trained_root, setting, calibration):
 def test_scores_do_not_depend_on_batch_composition(trained_root, tmp_path):
     scores = {}
     for batch_size in (48, 7):
-        cfg, _ = compose_app("attack", trained_root, attack_overrides("whitebox", extra=[f"attack.batch_size={batch_size}"]))
+        cfg, _ = compose_app(
+            "attack", trained_root, attack_overrides("whitebox", extra=[f"attack.batch_size={batch_size}"])
+        )
         attack(cfg, tmp_path / str(batch_size))
-        scores[batch_size] = {r["id"]: float(r["victim_loss"]) for r in read_scores(tmp_path / str(batch_size) / "scores.csv")}
+        scores[batch_size] = {
+            r["id"]: float(r["victim_loss"]) for r in read_scores(tmp_path / str(batch_size) / "scores.csv")
+        }
     assert scores[48].keys() == scores[7].keys()
     for sample_id, value in scores[48].items():
         assert scores[7][sample_id] == pytest.approx(value, rel=1e-4, abs=1e-5)
@@ -81,7 +99,7 @@ def test_same_seed_same_scores_and_resume_skips_finished_batches(trained_root, t
     # Simulate an interruption: outputs and half of the batches gone; the rest must be reused.
     batches = sorted((tmp_path / "b/batches/victim").glob("batch-*.safetensors"))
     kept = {path: path.stat().st_mtime_ns for path in batches[: len(batches) // 2]}
-    for path in batches[len(batches) // 2:]:
+    for path in batches[len(batches) // 2 :]:
         path.unlink()
     (tmp_path / "b/scores.csv").unlink()
     attack(cfg, tmp_path / "b")
@@ -91,8 +109,9 @@ def test_same_seed_same_scores_and_resume_skips_finished_batches(trained_root, t
 
 def test_reference_trained_on_queries_is_refused(trained_root, tmp_path):
     victim = trained_root / "train/digits/dcgan/n24/seed0"
-    cfg, _ = compose_app("attack", trained_root, attack_overrides(
-        "fullbb", "reference", [f"calibration.reference_run_dir={victim}"]))
+    cfg, _ = compose_app(
+        "attack", trained_root, attack_overrides("fullbb", "reference", [f"calibration.reference_run_dir={victim}"])
+    )
     with pytest.raises(ReferenceOverlapError, match="disjoint"):
         attack(cfg, tmp_path / "out")
     assert not (tmp_path / "out" / "scores.csv").exists()
@@ -111,10 +130,22 @@ def test_command_line_quickstart(tmp_path):
     assert train.returncode == 0, train.stderr[-3000:]
     run = tmp_path / "train/digits/dcgan/n24/seed0"
     assert (run / ".hydra/config.yaml").is_file() and (run / "generator.safetensors").is_file()
-    result = subprocess.run([sys.executable, "attack.py", *tiny, *attack_overrides("whitebox")], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "attack.py", *tiny, *attack_overrides("whitebox")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "AUC" in result.stdout
+    # Our progress and results, not dependencies' advertising or deprecation notices (issue 16, point 10).
+    for name, run_output in (("train.py", train), ("attack.py", result)):
+        shown = run_output.stdout + run_output.stderr
+        assert "litlogger" not in shown.lower(), f"{name} shows Lightning's LitLogger tip"
+        assert "LeafSpec" not in shown, f"{name} shows the LeafSpec deprecation warning"
+    assert "training dcgan on 24 members" in train.stdout + train.stderr
+    assert "AUC" in result.stdout and "best-threshold accuracy" in result.stdout
     out = tmp_path / "attack/digits/dcgan/n24/seed0/whitebox/none-l2"
     assert {"scores.csv", "metrics.json", "roc.png", "reconstructions.png"} <= {p.name for p in out.iterdir()}
     assert (out / ".hydra/config.yaml").is_file()
@@ -142,8 +173,11 @@ def test_black_box_calibration_reconstructs_on_the_reference_with_the_white_box_
     bank = ["setting.k=128", "calibration.reference_setting.nn_k=128", "calibration.reference_setting.max_iter=20"]
     losses, facts = {}, {}
     for mode in ("whitebox", "setting"):
-        cfg, _ = compose_app("attack", trained_root, attack_overrides(
-            "fullbb", "reference", [*bank, f"calibration.reference_attack={mode}"]))
+        cfg, _ = compose_app(
+            "attack",
+            trained_root,
+            attack_overrides("fullbb", "reference", [*bank, f"calibration.reference_attack={mode}"]),
+        )
         facts[mode] = attack(cfg, tmp_path / mode)
         losses[mode] = {r["id"]: float(r["reference_loss"]) for r in read_scores(tmp_path / mode / "scores.csv")}
     assert facts["whitebox"]["reference_attack"] == "whitebox" and facts["whitebox"]["reference_setting"] == "whitebox"
@@ -169,11 +203,15 @@ def test_reference_losses_are_computed_once_and_reused(trained_root, tmp_path):
     second = attack(cfg, tmp_path / "partialbb")
     assert Path(second["reference_batches"]) == caches[0]
     assert {p: p.stat().st_mtime_ns for p in caches[0].glob("batch-*.safetensors")} == files  # nothing recomputed
-    assert ({r["id"]: r["reference_loss"] for r in read_scores(tmp_path / "fullbb/scores.csv")}
-            == {r["id"]: r["reference_loss"] for r in read_scores(tmp_path / "partialbb/scores.csv")})
+    assert {r["id"]: r["reference_loss"] for r in read_scores(tmp_path / "fullbb/scores.csv")} == {
+        r["id"]: r["reference_loss"] for r in read_scores(tmp_path / "partialbb/scores.csv")
+    }
     # A change of anything the losses depend on (here the optimiser's budget) is a new cache entry.
-    cfg, _ = compose_app("attack", trained_root, attack_overrides(
-        "fullbb", "reference", [*extra, "calibration.reference_setting.max_iter=4"]))
+    cfg, _ = compose_app(
+        "attack",
+        trained_root,
+        attack_overrides("fullbb", "reference", [*extra, "calibration.reference_setting.max_iter=4"]),
+    )
     third = attack(cfg, tmp_path / "fullbb-4")
     assert Path(third["reference_batches"]) != caches[0] and len(list((tmp_path / "cache").iterdir())) == 2
 
@@ -183,18 +221,26 @@ def test_pggan_discriminator_attack_scores_do_not_depend_on_batch_size(tmp_path)
     be its own (a batch of one used to get a degenerate statistic)."""
     from ganleaks.workflows import train
 
-    pggan = ["model=pggan", "model.nets.image.generator.fmap_base=32", "model.nets.image.generator.fmap_max=16",
-             "model.nets.image.discriminator.fmap_base=32", "model.nets.image.discriminator.fmap_max=16",
-             "model.module.images_per_phase=16"]  # 20 steps x 8 images: grown to 16x16
+    pggan = [
+        "model=pggan",
+        "model.nets.image.generator.fmap_base=32",
+        "model.nets.image.generator.fmap_max=16",
+        "model.nets.image.discriminator.fmap_base=32",
+        "model.nets.image.discriminator.fmap_max=16",
+        "model.module.images_per_phase=16",
+    ]  # 20 steps x 8 images: grown to 16x16
     cfg, run_dir = compose_app("train", tmp_path, pggan)
     train(cfg, run_dir)
     scores = {}
     for batch_size in (48, 1):
-        cfg, _ = compose_app("attack", tmp_path, pggan + attack_overrides("discriminator",
-                                                                          extra=[f"attack.batch_size={batch_size}"]))
+        cfg, _ = compose_app(
+            "attack", tmp_path, pggan + attack_overrides("discriminator", extra=[f"attack.batch_size={batch_size}"])
+        )
         metrics = attack(cfg, tmp_path / f"attack{batch_size}")
         assert metrics["n_members"] == metrics["n_nonmembers"] == 24
-        scores[batch_size] = {r["id"]: float(r["score"]) for r in read_scores(tmp_path / f"attack{batch_size}/scores.csv")}
+        scores[batch_size] = {
+            r["id"]: float(r["score"]) for r in read_scores(tmp_path / f"attack{batch_size}/scores.csv")
+        }
     assert scores[1].keys() == scores[48].keys() and len(scores[1]) == 48
     assert len(set(scores[48].values())) > 1
     for sample_id, value in scores[48].items():

@@ -37,11 +37,12 @@ def truth(sample_set: SampleSet, ids: torch.Tensor, salt: float) -> torch.Tensor
     return sample_set.select(ids).data.sum(dim=1) + salt
 
 
-def write_in_batches(batch_dir: Path, sample_set: SampleSet, ids: torch.Tensor, batch_size: int, salt: float,
-                     rank: int = 0) -> None:
+def write_in_batches(
+    batch_dir: Path, sample_set: SampleSet, ids: torch.Tensor, batch_size: int, salt: float, rank: int = 0
+) -> None:
     """Score ``ids`` in the given order, ``batch_size`` at a time, as process ``rank`` would."""
     for start in range(0, len(ids), batch_size):
-        batch = ids[start:start + batch_size]
+        batch = ids[start : start + batch_size]
         loss = truth(sample_set, batch, salt)
         status = torch.zeros(len(batch), dtype=torch.int8)
         with mock.patch("os.getpid", return_value=10_000 + rank):
@@ -83,7 +84,7 @@ def test_split_queries_and_batches_stay_aligned_and_disjoint(data):
     per_class = limit if num_queries is None else num_queries
     assert len(ids) == 2 * per_class and int(labels.sum()) == per_class
     assert torch.equal(ids, torch.unique(ids))
-    for sample_id, label in zip(ids.tolist(), labels.tolist()):
+    for sample_id, label in zip(ids.tolist(), labels.tolist(), strict=False):
         assert sample_id in (split.parts["members"] if label else split.parts["nonmembers"])
 
     # Victim and reference scored in different orders and batch sizes, each run interrupted once
@@ -120,24 +121,36 @@ def discriminator_case(trained_root):
     return sample_set, manifest, load_discriminator(victim)
 
 
-TRAINER = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": False,
-           "inference_mode": False, "enable_model_summary": False, "enable_progress_bar": False}
+TRAINER = {
+    "accelerator": "cpu",
+    "devices": 1,
+    "logger": False,
+    "enable_checkpointing": False,
+    "inference_mode": False,
+    "enable_model_summary": False,
+    "enable_progress_bar": False,
+}
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(num_queries=st.integers(1, 24), batch_size=st.integers(1, 20), done_fraction=st.floats(0, 1),
-       seed=st.integers(0, 1000))
-def test_real_engine_through_lightning_keeps_every_score_on_its_id(discriminator_case, num_queries, batch_size,
-                                                                   done_fraction, seed):
+@given(
+    num_queries=st.integers(1, 24),
+    batch_size=st.integers(1, 20),
+    done_fraction=st.floats(0, 1),
+    seed=st.integers(0, 1000),
+)
+def test_real_engine_through_lightning_keeps_every_score_on_its_id(
+    discriminator_case, num_queries, batch_size, done_fraction, seed
+):
     """The discriminator attack through ``score_queries`` (Lightning predict loop, batch files), resumed
     after a partial run: every id gets D(its own sample), whatever the batch it was scored in."""
     sample_set, manifest, discriminator = discriminator_case
     ids, labels = select_queries(manifest, num_queries, seed)
     x = sample_set.select(ids).data
     with torch.no_grad():
-        expected = -torch.cat([discriminator(x[i:i + 1]) for i in range(len(x))])  # one query at a time
+        expected = -torch.cat([discriminator(x[i : i + 1]) for i in range(len(x))])  # one query at a time
     engine = DiscriminatorEngine(discriminator)
-    done = torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))[:int(done_fraction * len(ids))]
+    done = torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))[: int(done_fraction * len(ids))]
     with tempfile.TemporaryDirectory() as tmp:
         batch_dir = Path(tmp) / "victim"
         if len(done):

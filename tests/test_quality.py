@@ -22,8 +22,10 @@ from ganleaks.evaluation.quality import (
     sample_quality,
 )
 
-DIGITS_16 = {"name": "digits", "source": {"_target_": "ganleaks.data.sources.load_digits", "resolution": 16,
-                                          "name": "digits"}}
+DIGITS_16 = {
+    "name": "digits",
+    "source": {"_target_": "ganleaks.data.sources.load_digits", "resolution": 16, "name": "digits"},
+}
 
 
 def test_frechet_distance_closed_form_diagonal():
@@ -109,8 +111,13 @@ def make_run(tmp_path, sample_set, split):
 
     run = tmp_path / "train" / "digits" / "dcgan" / "n64" / "seed0"
     torch.manual_seed(0)
-    save_network(DCGANGenerator(latent_dim=8, data_shape=(1, 16, 16), base_channels=8), run, "generator",
-                 latent_dim=8, data_kind="image")
+    save_network(
+        DCGANGenerator(latent_dim=8, data_shape=(1, 16, 16), base_channels=8),
+        run,
+        "generator",
+        latent_dim=8,
+        data_kind="image",
+    )
     save_manifest(split, run)
     (run / "trained_on.json").write_text(json.dumps({"part": "members", "ids": split.parts["members"]}))
     (run / ".hydra").mkdir()

@@ -93,8 +93,9 @@ runpy.run_path({script!r}, run_name="__main__")
 def start_slowed(script: str, args: list[str], module: str, cls: str, method: str, delay: float, log: Path):
     code = SLOWED.format(module=module, cls=cls, method=method, delay=delay, script=str(REPO / script))
     handle = open(log, "w")
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO, env=subprocess_env(), stdout=handle,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], cwd=REPO, env=subprocess_env(), stdout=handle, stderr=subprocess.STDOUT
+    )
 
 
 def kill_when(process: subprocess.Popen, ready, log: Path, timeout: float = 300) -> None:
@@ -109,6 +110,7 @@ def kill_when(process: subprocess.Popen, ready, log: Path, timeout: float = 300)
 
 
 # ======================================================================= 1. untrusted model files
+
 
 def test_attack_refuses_a_pickled_generator_and_runs_nothing(trained_root, tmp_path):
     victim = copy_run(trained_root / VICTIM, tmp_path / "victim")
@@ -125,18 +127,20 @@ def test_attack_refuses_a_pickled_discriminator_and_runs_nothing(trained_root, t
     victim = copy_run(trained_root / VICTIM, tmp_path / "victim")
     marker = tmp_path / "pwned"
     (victim / "discriminator.safetensors").write_bytes(__import__("pickle").dumps(WritesMarker(marker)))
-    cfg, _ = compose_app("attack", trained_root, attack_overrides("discriminator",
-                                                                   extra=[f"victim.run_dir={victim}"]))
+    cfg, _ = compose_app("attack", trained_root, attack_overrides("discriminator", extra=[f"victim.run_dir={victim}"]))
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         attack(cfg, tmp_path / "out")
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(("target", "kwargs"), [
-    ("os.system", {"command": "touch {marker}"}),
-    ("subprocess.Popen", {"args": ["touch", "{marker}"]}),
-    ("builtins.eval", {"source": "open('{marker}', 'w')"}),
-])
+@pytest.mark.parametrize(
+    ("target", "kwargs"),
+    [
+        ("os.system", {"command": "touch {marker}"}),
+        ("subprocess.Popen", {"args": ["touch", "{marker}"]}),
+        ("builtins.eval", {"source": "open('{marker}', 'w')"}),
+    ],
+)
 def test_generator_json_naming_a_class_outside_the_allow_list(trained_root, tmp_path, target, kwargs):
     victim = copy_run(trained_root / VICTIM, tmp_path / "victim")
     marker = tmp_path / "pwned"
@@ -155,8 +159,11 @@ def test_a_malicious_reference_is_refused_before_the_victim_is_scored(trained_ro
     reference = copy_run(trained_root / REFERENCE, tmp_path / "reference")
     marker = tmp_path / "pwned"
     torch.save({"weights": WritesMarker(marker)}, reference / "generator.safetensors")
-    cfg, _ = compose_app("attack", trained_root, attack_overrides(
-        "whitebox", "reference", [f"calibration.reference_run_dir={reference}"]))
+    cfg, _ = compose_app(
+        "attack",
+        trained_root,
+        attack_overrides("whitebox", "reference", [f"calibration.reference_run_dir={reference}"]),
+    )
     with pytest.raises(ValueError, match="safetensors"):
         attack(cfg, tmp_path / "out")
     assert not marker.exists()
@@ -197,10 +204,10 @@ def test_resuming_training_refuses_a_checkpoint_that_would_run_code(trained_root
 
 # ======================================================================= 2. interrupted runs
 
+
 @pytest.mark.slow
 def test_killed_attack_resumes_without_redoing_batches_and_matches_an_uninterrupted_run(trained_root, tmp_path):
-    overrides = [*TINY, f"paths.root={trained_root}",
-                 *attack_overrides("whitebox", extra=["attack.batch_size=4"])]
+    overrides = [*TINY, f"paths.root={trained_root}", *attack_overrides("whitebox", extra=["attack.batch_size=4"])]
     out = tmp_path / "killed"
     args = [*overrides, f"hydra.run.dir={out}"]
     batches = out / "batches" / "victim"
@@ -212,8 +219,14 @@ def test_killed_attack_resumes_without_redoing_batches_and_matches_an_uninterrup
     assert 1 <= len(finished) < 12
     assert not (out / "scores.csv").exists() and not (out / "metrics.json").exists()
 
-    resumed = subprocess.run([sys.executable, "attack.py", *args], cwd=REPO, env=subprocess_env(),
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "attack.py", *args],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"scoring {48 - 4 * len(finished)} queries ({4 * len(finished)} already done)" in resumed.stdout
     for path, (content, mtime) in finished.items():
@@ -233,9 +246,15 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch)
     cfg, run_dir = compose_app("train", tmp_path, overrides)
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     log = tmp_path / "killed.log"
-    process = start_slowed("train.py", [*TINY, f"paths.root={tmp_path}", *overrides], "ganleaks.models.modules.dcgan",
-                           "DCGANModule",
-                           "train_batch", 0.3, log)
+    process = start_slowed(
+        "train.py",
+        [*TINY, f"paths.root={tmp_path}", *overrides],
+        "ganleaks.models.modules.dcgan",
+        "DCGANModule",
+        "train_batch",
+        0.3,
+        log,
+    )
     kill_when(process, checkpoint.is_file, log)
     saved_step = torch.load(checkpoint, weights_only=True)["global_step"]
     assert 4 <= saved_step < 40
@@ -269,8 +288,12 @@ def test_outputs_reach_their_names_only_through_os_replace(trained_root, tmp_pat
     cfg, _ = compose_app("attack", trained_root, attack_overrides("discriminator", extra=["attack.batch_size=16"]))
     attack(cfg, out)
     targets = {target: source for source, target in replaced}
-    expected = [out / "scores.csv", out / "metrics.json", out / "batches/victim" / audit.RESUME_KEY_NAME,
-                *sorted((out / "batches/victim").glob("batch-*.safetensors"))]
+    expected = [
+        out / "scores.csv",
+        out / "metrics.json",
+        out / "batches/victim" / audit.RESUME_KEY_NAME,
+        *sorted((out / "batches/victim").glob("batch-*.safetensors")),
+    ]
     assert len(expected) == 3 + 3
     for path in expected:
         assert path in targets, f"{path.name} was not written through a temporary file"
@@ -349,9 +372,16 @@ def test_same_seed_same_outputs_other_seed_other_scores(trained_root, calibrated
     assert metrics_without_wall_clock(calibrated_run) == metrics_without_wall_clock(tmp_path / "again")
 
     # Another attack seed on the same victim and reference: other latent searches, other scores.
-    cfg, _ = compose_app("attack", trained_root, [*WHITEBOX_CALIBRATED, "seed=1",
-                                                  f"victim.run_dir={trained_root / VICTIM}",
-                                                  f"calibration.reference_run_dir={trained_root / REFERENCE}"])
+    cfg, _ = compose_app(
+        "attack",
+        trained_root,
+        [
+            *WHITEBOX_CALIBRATED,
+            "seed=1",
+            f"victim.run_dir={trained_root / VICTIM}",
+            f"calibration.reference_run_dir={trained_root / REFERENCE}",
+        ],
+    )
     attack(cfg, tmp_path / "seed1")
     first, other = read_rows(calibrated_run / "scores.csv"), read_rows(tmp_path / "seed1" / "scores.csv")
     assert first.keys() == other.keys()
@@ -365,8 +395,7 @@ def test_training_is_deterministic(trained_root, tmp_path):
         assert (tmp_path / "again" / name).read_bytes() == (trained_root / VICTIM / name).read_bytes(), name
 
 
-def test_a_diverging_query_is_marked_and_changes_no_other_result(trained_root, calibrated_run, tmp_path,
-                                                                  monkeypatch):
+def test_a_diverging_query_is_marked_and_changes_no_other_result(trained_root, calibrated_run, tmp_path, monkeypatch):
     clean = read_rows(calibrated_run / "scores.csv")
     bad_id = next(i for i, row in clean.items() if row["member"] == "1")
     real_score_queries = audit.score_queries
@@ -387,8 +416,10 @@ def test_a_diverging_query_is_marked_and_changes_no_other_result(trained_root, c
     assert failed["victim_loss"] == failed["reference_loss"] == failed["score"] == ""
     assert rows == {i: row for i, row in clean.items() if i != bad_id}  # every other query: the same result
     assert metrics["n_failed"] == 1 and metrics["n_members"] == 23 and metrics["n_nonmembers"] == 24
-    expected = membership_metrics(torch.tensor([float(r["score"]) for r in rows.values()]),
-                                  torch.tensor([int(r["member"]) for r in rows.values()]))
+    expected = membership_metrics(
+        torch.tensor([float(r["score"]) for r in rows.values()]),
+        torch.tensor([int(r["member"]) for r in rows.values()]),
+    )
     assert metrics["auc"] == pytest.approx(expected["auc"])
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["n_failed"] == 1
 
@@ -398,8 +429,13 @@ def test_a_non_finite_query_is_diverged_by_every_engine_and_isolated(trained_roo
     """NaN / inf queries next to good ones in one batch: marked diverged, the others bit-for-bit unchanged."""
     cfg, _ = compose_app("attack", trained_root, attack_overrides(setting))
     victim = trained_root / VICTIM
-    engine = build_engine(cfg.setting, load_generator(victim), load_discriminator(victim),
-                          ReconstructionDistance(l2_weight=1.0, latent_weight=0.001), seed=0)
+    engine = build_engine(
+        cfg.setting,
+        load_generator(victim),
+        load_discriminator(victim),
+        ReconstructionDistance(l2_weight=1.0, latent_weight=0.001),
+        seed=0,
+    )
     x, ids = load_digits(16).data[:12], torch.arange(12)
     engine.prepare(x)
     clean = engine.score(x, ids)
@@ -431,6 +467,7 @@ def test_a_pickled_data_file_is_refused_and_runs_nothing(tmp_path):
 
 # ======================================================================= 7. broken models, broken files (issue 15)
 
+
 def with_non_finite_weights(source: Path, target: Path, role: str) -> Path:
     """A copy of a run folder whose ``role`` network has every weight NaN (e.g. a diverged training run)."""
     run = copy_run(source, target)
@@ -443,19 +480,24 @@ def with_non_finite_weights(source: Path, target: Path, role: str) -> Path:
     return run
 
 
-@pytest.mark.parametrize(("setting", "role", "broken"), [
-    ("montecarlo", "generator", "victim"),  # used to finish with AUC 0.5 and every row "ok"
-    ("fullbb", "generator", "victim"),  # used to die in the nearest-neighbour search with an IndexError
-    ("whitebox", "generator", "reference"),
-    ("discriminator", "discriminator", "victim"),
-])
-def test_a_model_with_non_finite_outputs_is_refused_and_never_gets_an_auc(trained_root, tmp_path, setting, role,
-                                                                          broken):
+@pytest.mark.parametrize(
+    ("setting", "role", "broken"),
+    [
+        ("montecarlo", "generator", "victim"),  # used to finish with AUC 0.5 and every row "ok"
+        ("fullbb", "generator", "victim"),  # used to die in the nearest-neighbour search with an IndexError
+        ("whitebox", "generator", "reference"),
+        ("discriminator", "discriminator", "victim"),
+    ],
+)
+def test_a_model_with_non_finite_outputs_is_refused_and_never_gets_an_auc(
+    trained_root, tmp_path, setting, role, broken
+):
     source = trained_root / (VICTIM if broken == "victim" else REFERENCE)
     run = with_non_finite_weights(source, tmp_path / broken, role)
     extra = [f"victim.run_dir={run}"] if broken == "victim" else [f"calibration.reference_run_dir={run}"]
-    cfg, _ = compose_app("attack", trained_root, attack_overrides(
-        setting, "none" if broken == "victim" else "reference", extra))
+    cfg, _ = compose_app(
+        "attack", trained_root, attack_overrides(setting, "none" if broken == "victim" else "reference", extra)
+    )
     with pytest.raises(AttackConfigError, match=f"{broken} {role} in {run}.*non-finite.*NaN or inf") as refusal:
         attack(cfg, tmp_path / "out")
     assert "Retrain" in str(refusal.value)
@@ -555,12 +597,24 @@ def test_a_refused_run_leaves_the_record_of_a_finished_run_unchanged(trained_roo
 
     out = tmp_path / "out"
     args = [*TINY, f"paths.root={trained_root}", *attack_overrides("fullbb"), f"hydra.run.dir={out}"]
-    first = subprocess.run([sys.executable, "attack.py", *args], cwd=REPO, env=subprocess_env(),
-                           capture_output=True, text=True, timeout=300)
+    first = subprocess.run(
+        [sys.executable, "attack.py", *args],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     record = {path.name: path.read_bytes() for path in (out / ".hydra").iterdir()}
-    refused = subprocess.run([sys.executable, "attack.py", *args, "setting.k=128"], cwd=REPO, env=subprocess_env(),
-                             capture_output=True, text=True, timeout=300)
+    refused = subprocess.run(
+        [sys.executable, "attack.py", *args, "setting.k=128"],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert refused.returncode != 0
     assert "setting.k" in refused.stderr and "Traceback" not in refused.stderr  # one message, no traceback
     assert {path.name: path.read_bytes() for path in (out / ".hydra").iterdir()} == record

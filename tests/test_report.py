@@ -17,24 +17,41 @@ SETTINGS = ("fullbb", "whitebox")
 CALIBRATIONS = ("none", "reference")
 
 
-def make_victim(root: Path, model: str, train_size: int, epsilon: float | None = None,
-                quality: float | None = None) -> Path:
+def make_victim(
+    root: Path, model: str, train_size: int, epsilon: float | None = None, quality: float | None = None
+) -> Path:
     suffix = "" if epsilon is None else f"_dp{epsilon:g}"
     victim = root / "train" / "toy" / f"{model}{suffix}" / f"n{train_size}" / "seed0"
     victim.mkdir(parents=True, exist_ok=True)
     if epsilon is not None:
         (victim / "privacy.json").write_text(json.dumps({"epsilon": epsilon, "noise_multiplier": 1 / epsilon}))
     if quality is not None:
-        (victim / "quality.json").write_text(json.dumps({"fid_classifier": quality, "n": 100,
-                                                         "feature_extractor": "classifier-cnn"}))
+        (victim / "quality.json").write_text(
+            json.dumps({"fid_classifier": quality, "n": 100, "feature_extractor": "classifier-cnn"})
+        )
     return victim
 
 
-def make_attack_run(root: Path, victim: Path, model: str, train_size: int, setting: str, calibration: str,
-                    auc: float, k: int | None = None, epsilon: float | None = None, logger: dict | None = None,
-                    intervals: bool = False) -> Path:
-    run = root / "attack" / victim.relative_to(root / "train") / f"{setting}{'' if k is None else f'_k{k}'}" / \
-        f"{calibration}-paper"
+def make_attack_run(
+    root: Path,
+    victim: Path,
+    model: str,
+    train_size: int,
+    setting: str,
+    calibration: str,
+    auc: float,
+    k: int | None = None,
+    epsilon: float | None = None,
+    logger: dict | None = None,
+    intervals: bool = False,
+) -> Path:
+    run = (
+        root
+        / "attack"
+        / victim.relative_to(root / "train")
+        / f"{setting}{'' if k is None else f'_k{k}'}"
+        / f"{calibration}-paper"
+    )
     (run / ".hydra").mkdir(parents=True)
     config = {
         "data": {"name": "toy", "train_size": train_size},
@@ -48,18 +65,42 @@ def make_attack_run(root: Path, victim: Path, model: str, train_size: int, setti
         "logger": logger or {"_target_": "pytorch_lightning.loggers.CSVLogger", "save_dir": "."},
     }
     OmegaConf.save(OmegaConf.create(config), run / ".hydra" / "config.yaml")
-    metrics = {"auc": auc, "average_precision": auc, "tpr_at_fpr_0.001": 0.0, "tpr_at_fpr_0.01": auc / 10,
-               "tpr_at_fpr_0.1": auc / 2, "accuracy": auc, "n_members": 10, "n_nonmembers": 10, "n_failed": 1,
-               "setting": setting, "calibration": calibration, "distance": "paper", "victim_run_dir": str(victim),
-               "reference_run_dir": None, "seed": 0, "wall_seconds": 1.5}
+    metrics = {
+        "auc": auc,
+        "average_precision": auc,
+        "tpr_at_fpr_0.001": 0.0,
+        "tpr_at_fpr_0.01": auc / 10,
+        "tpr_at_fpr_0.1": auc / 2,
+        "accuracy": auc,
+        "n_members": 10,
+        "n_nonmembers": 10,
+        "n_failed": 1,
+        "setting": setting,
+        "calibration": calibration,
+        "distance": "paper",
+        "victim_run_dir": str(victim),
+        "reference_run_dir": None,
+        "seed": 0,
+        "wall_seconds": 1.5,
+    }
     if epsilon is not None:
         metrics["epsilon"] = epsilon
     if intervals:  # as metrics.json has been written since intervals exist; 10 non-members resolve 10% only
-        metrics.update({"auc_ci": [auc - 0.1, min(auc + 0.05, 1.0)], "average_precision_ci": [auc - 0.1, auc],
-                        "tpr_at_fpr_0.001": None, "tpr_at_fpr_0.001_ci": None, "tpr_at_fpr_0.01": None,
-                        "tpr_at_fpr_0.01_ci": None, "tpr_at_fpr_0.1_ci": [auc / 4, auc / 2 + 0.1],
-                        "not_estimable": {"tpr_at_fpr_0.001": "needs at least 1000 non-members, got 10",
-                                          "tpr_at_fpr_0.01": "needs at least 100 non-members, got 10"}})
+        metrics.update(
+            {
+                "auc_ci": [auc - 0.1, min(auc + 0.05, 1.0)],
+                "average_precision_ci": [auc - 0.1, auc],
+                "tpr_at_fpr_0.001": None,
+                "tpr_at_fpr_0.001_ci": None,
+                "tpr_at_fpr_0.01": None,
+                "tpr_at_fpr_0.01_ci": None,
+                "tpr_at_fpr_0.1_ci": [auc / 4, auc / 2 + 0.1],
+                "not_estimable": {
+                    "tpr_at_fpr_0.001": "needs at least 1000 non-members, got 10",
+                    "tpr_at_fpr_0.01": "needs at least 100 non-members, got 10",
+                },
+            }
+        )
     (run / "metrics.json").write_text(json.dumps(metrics))
     return run
 
@@ -88,12 +129,17 @@ def test_report_tables_and_size_figure(size_study, tmp_path):
     result = build_report([size_study / "attack"], out, wandb="off")
     rows = read_csv(out / "runs.csv")
     assert len(rows) == len(result.rows) == 24
-    assert {(r["model"], r["train_size"]) for r in rows} == {(m, str(s)) for m in ("dcgan", "wgangp")
-                                                              for s in (64, 256, 1024)}
+    assert {(r["model"], r["train_size"]) for r in rows} == {
+        (m, str(s)) for m in ("dcgan", "wgangp") for s in (64, 256, 1024)
+    }
     assert {r["setting"] for r in rows} == set(SETTINGS) and {r["calibration"] for r in rows} == set(CALIBRATIONS)
     first = rows[0]  # sorted: dcgan, n64, fullbb, none
-    assert (first["model"], first["train_size"], first["setting"], first["calibration"]) == ("dcgan", "64", "fullbb",
-                                                                                           "none")
+    assert (first["model"], first["train_size"], first["setting"], first["calibration"]) == (
+        "dcgan",
+        "64",
+        "fullbb",
+        "none",
+    )
     assert float(first["auc"]) == pytest.approx(1.0) and first["n"] == "20" and first["n_failed"] == "1"
     assert first["fid_classifier"] == "12.5"  # from the victim's quality.json
     assert all(r["fid_classifier"] == "" for r in rows if (r["model"], r["train_size"]) != ("dcgan", "64"))
@@ -149,8 +195,12 @@ def test_cli_prints_the_table(size_study, tmp_path, capsys):
 
 
 def test_python_dash_m_entry_point(size_study, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "ganleaks.report", str(size_study), "--wandb", "off"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "ganleaks.report", str(size_study), "--wandb", "off"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (size_study / "report" / "runs.md").is_file() and "24 attack runs" in done.stdout
 

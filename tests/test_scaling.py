@@ -37,8 +37,9 @@ SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmL
 
 def run_cli(script: str, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
-    result = subprocess.run([sys.executable, script, *overrides], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, script, *overrides], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
@@ -69,6 +70,7 @@ def assert_same_value(a: str, b: str) -> None:
 
 # --- attacks on 2 processes ------------------------------------------------------------------------
 
+
 def test_ddp_attack_on_two_processes_gives_the_single_process_scores(trained_root, tmp_path):
     """fullbb + reference calibration: two predict loops (victim, then reference) in one process group.
 
@@ -83,8 +85,11 @@ def test_ddp_attack_on_two_processes_gives_the_single_process_scores(trained_roo
 
     finished = read_batches(single_dir / "batches" / "victim")
     first = {key: value[:1] for key, value in finished.items()}
-    write_batch(ddp_dir / "batches" / "victim", first["ids"],
-                BatchResult(first["loss"], first["objective"], first.get("z"), first["status"]))
+    write_batch(
+        ddp_dir / "batches" / "victim",
+        first["ids"],
+        BatchResult(first["loss"], first["objective"], first.get("z"), first["status"]),
+    )
     for key_file in (single_dir / "batches" / "victim").glob("*.json"):  # what the batches were computed for
         shutil.copy(key_file, ddp_dir / "batches" / "victim")
 
@@ -118,6 +123,7 @@ def test_ddp_attack_on_two_processes_gives_the_single_process_scores(trained_roo
 
 def test_merge_keeps_one_row_per_id_when_shards_repeat_queries(tmp_path):
     """A sampler that pads shards (or a batch re-run by another process) leaves an id in two files."""
+
     def result(ids: torch.Tensor) -> BatchResult:
         loss = ids.float() / 10
         return BatchResult(loss, loss, torch.stack([loss, -loss], 1), torch.zeros(len(ids), dtype=torch.int8))
@@ -132,6 +138,7 @@ def test_merge_keeps_one_row_per_id_when_shards_repeat_queries(tmp_path):
 
 
 # --- training on 2 processes ------------------------------------------------------------------------
+
 
 def test_ddp_training_of_a_tiny_victim_on_two_processes_exports_a_generator(tmp_path):
     run = tmp_path / "ddp_victim"
@@ -150,8 +157,11 @@ def test_ddp_training_of_a_tiny_victim_on_two_processes_exports_a_generator(tmp_
 @pytest.mark.parametrize("devices", [2, 1])
 def test_dp_training_under_ddp_is_refused_before_training(tmp_path, devices):
     """Opacus' accounting here is for one process; even one DDP process breaks the Poisson loader."""
-    cfg, run = compose_app("train", tmp_path, ["model=dpgan", "privacy=dp", "trainer=ddp",
-                                               f"trainer.devices={devices}", "trainer.accelerator=cpu"])
+    cfg, run = compose_app(
+        "train",
+        tmp_path,
+        ["model=dpgan", "privacy=dp", "trainer=ddp", f"trainer.devices={devices}", "trainer.accelerator=cpu"],
+    )
     with pytest.raises(UnsupportedPrivacyError, match="one device") as refusal:
         train(cfg, run)
     message = str(refusal.value)
@@ -161,6 +171,7 @@ def test_dp_training_under_ddp_is_refused_before_training(tmp_path, devices):
 
 
 # --- sweeps: Hydra launchers ------------------------------------------------------------------------
+
 
 def compose_with_hydra(app: str, root: Path, overrides: list[str]) -> DictConfig:
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
@@ -174,8 +185,11 @@ def test_submitit_slurm_launcher_composes_for_both_apps(app, tmp_path):
     assert (plain.nodes, plain.tasks_per_node, plain.gpus_per_node) == (1, 1, None)
     assert plain.submitit_folder == f"{tmp_path}/{app}/.submitit/%j"  # beside the sweep's run folders
 
-    preset = compose_with_hydra(app, tmp_path, ["hydra/launcher=slurm_gpu", "hydra.launcher.partition=gpu-a100",
-                                                "trainer=ddp", "trainer.devices=4"]).hydra.launcher
+    preset = compose_with_hydra(
+        app,
+        tmp_path,
+        ["hydra/launcher=slurm_gpu", "hydra.launcher.partition=gpu-a100", "trainer=ddp", "trainer.devices=4"],
+    ).hydra.launcher
     launcher = OmegaConf.to_container(preset, resolve=True)
     assert launcher["_target_"] == SLURM_LAUNCHER
     # One SLURM task per device, as Lightning's DDP under SLURM expects.
@@ -183,8 +197,9 @@ def test_submitit_slurm_launcher_composes_for_both_apps(app, tmp_path):
     assert launcher["partition"] == "gpu-a100" and launcher["timeout_min"] == 1440
     assert launcher["mem_gb"] == 32 and launcher["cpus_per_task"] == 4 and launcher["max_num_timeout"] == 3
 
-    two_nodes = compose_with_hydra(app, tmp_path, ["hydra/launcher=slurm_gpu", "trainer=ddp", "trainer.devices=8",
-                                                   "++trainer.num_nodes=2"]).hydra.launcher
+    two_nodes = compose_with_hydra(
+        app, tmp_path, ["hydra/launcher=slurm_gpu", "trainer=ddp", "trainer.devices=8", "++trainer.num_nodes=2"]
+    ).hydra.launcher
     assert (two_nodes.nodes, two_nodes.tasks_per_node, two_nodes.gpus_per_node) == (2, 8, 8)
 
 
@@ -201,15 +216,26 @@ def test_slurm_preset_submits_the_sbatch_script_lightning_ddp_needs(tmp_path, mo
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(submitit.Job, "results", lambda job: [None])  # nothing runs: do not wait for it
 
-    cfg = compose_with_hydra("attack", tmp_path / "runs", ["hydra/launcher=slurm_gpu", "hydra.launcher.partition=gpu",
-                                                           "trainer=ddp", "trainer.devices=4"])
+    cfg = compose_with_hydra(
+        "attack",
+        tmp_path / "runs",
+        ["hydra/launcher=slurm_gpu", "hydra.launcher.partition=gpu", "trainer=ddp", "trainer.devices=4"],
+    )
     launcher = instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=None, config=cfg)
     assert launcher.launch([["setting=fullbb"], ["setting=whitebox"]], initial_job_idx=0) == [None, None]
     sbatch = script.read_text()
-    for line in ("#SBATCH --array=0-1%", "#SBATCH --gpus-per-node=4", "#SBATCH --ntasks-per-node=4",
-                 "#SBATCH --nodes=1", "#SBATCH --partition=gpu", "#SBATCH --time=1440", "#SBATCH --mem=32GB",
-                 "#SBATCH --cpus-per-task=4", f"{tmp_path}/runs/attack/.submitit/"):
+    for line in (
+        "#SBATCH --array=0-1%",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --nodes=1",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=1440",
+        "#SBATCH --mem=32GB",
+        "#SBATCH --cpus-per-task=4",
+        f"{tmp_path}/runs/attack/.submitit/",
+    ):
         assert line in sbatch, line
     assert re.search(r"^srun .* -m submitit\.core\._submit ", sbatch, flags=re.M)
 
@@ -217,8 +243,16 @@ def test_slurm_preset_submits_the_sbatch_script_lightning_ddp_needs(tmp_path, mo
 def test_joblib_multirun_runs_two_attack_jobs_into_the_single_run_folders(trained_root, tmp_path):
     victim = trained_root / "train/digits/dcgan/n24/seed0"
     common = [f"victim.run_dir={victim}", "distance=l2", "calibration=none", "++setting.k=256"]
-    result = run_cli("attack.py", "-m", *TINY, f"paths.root={tmp_path}", *common, "setting=fullbb,discriminator",
-                     "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    result = run_cli(
+        "attack.py",
+        "-m",
+        *TINY,
+        f"paths.root={tmp_path}",
+        *common,
+        "setting=fullbb,discriminator",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    )
     assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
     assert len(re.findall(r"^AUC ", result.stdout, flags=re.M)) == 2
     for setting in ("fullbb", "discriminator"):

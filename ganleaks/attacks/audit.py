@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import hydra
 import torch
@@ -103,12 +104,12 @@ def _verify_lpips_backbone(net: str) -> None:
         try:
             torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
             return
-        except Exception as error:  # noqa: BLE001 - any failure to read plain tensors is a refusal
-            reason = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line),
-                          type(error).__name__)
+        except Exception as error:
+            reason = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), type(error).__name__)
     raise AttackConfigError(
         f"the LPIPS backbone {path} is not a plain tensor checkpoint ({reason}); loading it could run code. Delete "
-        "it and reinstall with `ganleaks-install-lpips-weights --force`, or attack without LPIPS: distance=l2")
+        "it and reinstall with `ganleaks-install-lpips-weights --force`, or attack without LPIPS: distance=l2"
+    )
 
 
 def _build_distance(cfg: DictConfig, sample_set: SampleSet, settings) -> torch.nn.Module | None:
@@ -117,8 +118,7 @@ def _build_distance(cfg: DictConfig, sample_set: SampleSet, settings) -> torch.n
         return None
     if sample_set.kind != "image" and cfg.distance.get("lpips_weight", 0):
         raise AttackConfigError(
-            f"{sample_set.name} is tabular data, where LPIPS does not apply (paper 5.5: lambda_2 = 0); "
-            "use distance=l2"
+            f"{sample_set.name} is tabular data, where LPIPS does not apply (paper 5.5: lambda_2 = 0); use distance=l2"
         )
     if cfg.distance.get("lpips_weight", 0):
         _verify_lpips_backbone(cfg.distance.get("lpips_net", "vgg"))
@@ -145,9 +145,11 @@ def reference_plan(cfg: DictConfig) -> tuple[DictConfig, str]:
     """
     mode = cfg.calibration.get("reference_attack") or "whitebox"
     if mode not in REFERENCE_ATTACKS:
-        raise AttackConfigError(f"calibration.reference_attack={mode!r}: choose whitebox (reconstruct on the reference "
-                                "model with the white-box optimiser, the paper's calibration) or setting (the attack's "
-                                "own engine on the reference model)")
+        raise AttackConfigError(
+            f"calibration.reference_attack={mode!r}: choose whitebox (reconstruct on the reference "
+            "model with the white-box optimiser, the paper's calibration) or setting (the attack's "
+            "own engine on the reference model)"
+        )
     if mode == "whitebox" and cfg.setting.kind in RECONSTRUCTION_KINDS:
         return cfg.calibration.reference_setting, "whitebox"
     return cfg.setting, "setting"
@@ -179,16 +181,21 @@ def _check_victim_spec(cfg: DictConfig, victim_dir: Path, sample_set: SampleSet)
         raise AttackConfigError(
             f"the victim in {victim_dir} was trained on {spec['data_kind']} data of shape {tuple(spec['data_shape'])}, "
             f"but {sample_set.name} is loaded now with shape {tuple(sample_set.shape)}: attack with the data config "
-            "the victim was trained with (same data=..., data.source.resolution, ...)")
+            "the victim was trained with (same data=..., data.source.resolution, ...)"
+        )
     latent_dim = cfg.model.get("latent_dim")
     # Only when the folder was found from the overrides: its name does not encode the latent size.
-    if (OmegaConf.is_interpolation(cfg.victim, "run_dir") and latent_dim is not None
-            and int(spec["latent_dim"]) != int(latent_dim)):
+    if (
+        OmegaConf.is_interpolation(cfg.victim, "run_dir")
+        and latent_dim is not None
+        and int(spec["latent_dim"]) != int(latent_dim)
+    ):
         raise AttackConfigError(
             f"the victim found in {victim_dir} has latent_dim {spec['latent_dim']}, but this attack says "
             f"model.latent_dim={latent_dim}: the run folder name does not encode the latent size, so this is "
             "another victim. Drop the override, or train yours into its own hydra.run.dir and pass "
-            "victim.run_dir=PATH")
+            "victim.run_dir=PATH"
+        )
 
 
 RESUME_KEY_NAME = "attack_key.json"
@@ -204,11 +211,16 @@ def _resume_key(cfg: DictConfig, setting, run_dir: Path, fingerprint: str, per_q
     setting = OmegaConf.to_container(setting, resolve=True)
     setting.pop("bank_cache_mb", None)  # memory only, never the results
     reconstructs = setting["kind"] in RECONSTRUCTION_KINDS
-    key = {"setting": setting, "seed": int(cfg.seed), "num_queries": cfg.attack.num_queries,
-           "distance": OmegaConf.to_container(cfg.distance, resolve=True) if reconstructs else None,
-           "dataset_fingerprint": fingerprint,
-           "model_sha256": {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-                            for path in sorted(run_dir.glob("*.safetensors"))}}
+    key = {
+        "setting": setting,
+        "seed": int(cfg.seed),
+        "num_queries": cfg.attack.num_queries,
+        "distance": OmegaConf.to_container(cfg.distance, resolve=True) if reconstructs else None,
+        "dataset_fingerprint": fingerprint,
+        "model_sha256": {
+            path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(run_dir.glob("*.safetensors"))
+        },
+    }
     if per_query:
         del key["num_queries"]
         setting.pop("reference_model", None)
@@ -235,7 +247,8 @@ def _check_resumable(batch_dir: Path, key: dict) -> None:
         except (OSError, json.JSONDecodeError) as error:
             raise AttackConfigError(
                 f"cannot read {path} ({error}), so it is unknown which attack the finished batches beside it "
-                f"belong to: delete {batch_dir} to recompute them, or use another hydra.run.dir") from None
+                f"belong to: delete {batch_dir} to recompute them, or use another hydra.run.dir"
+            ) from None
     elif any(batch_dir.glob("batch-*.safetensors")):
         previous = {}
     else:
@@ -246,7 +259,8 @@ def _check_resumable(batch_dir: Path, key: dict) -> None:
         raise AttackConfigError(
             f"{batch_dir} holds results of another attack ({', '.join(changed[:6]) or 'unrecorded config'} "
             "differ): reusing them would mix two experiments. Use another hydra.run.dir, or delete "
-            f"{batch_dir} to recompute")
+            f"{batch_dir} to recompute"
+        )
 
 
 def _flatten(tree, prefix: str = "") -> dict:
@@ -256,10 +270,18 @@ def _flatten(tree, prefix: str = "") -> dict:
 
 
 def _trainer_kwargs(cfg: DictConfig) -> dict:
-    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
-              if k in ("accelerator", "devices", "strategy", "num_nodes", "precision")}
-    kwargs.update(logger=False, enable_checkpointing=False, inference_mode=False,
-                  enable_model_summary=False, default_root_dir=None)
+    kwargs = {
+        k: v
+        for k, v in cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True)).items()
+        if k in ("accelerator", "devices", "strategy", "num_nodes", "precision")
+    }
+    kwargs.update(
+        logger=False,
+        enable_checkpointing=False,
+        inference_mode=False,
+        enable_model_summary=False,
+        default_root_dir=None,
+    )
     return kwargs
 
 
@@ -270,8 +292,9 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     victim_dir = Path(cfg.victim.run_dir)
     kind = cfg.setting.kind
     if not isinstance(cfg.attack.batch_size, int) or cfg.attack.batch_size < 1:
-        raise AttackConfigError(f"attack.batch_size={cfg.attack.batch_size!r}: set it to a positive integer "
-                                "(queries optimised together)")
+        raise AttackConfigError(
+            f"attack.batch_size={cfg.attack.batch_size!r}: set it to a positive integer (queries optimised together)"
+        )
     _check_victim(victim_dir, kind != "discriminator", kind == "discriminator")
     sample_set = load_sample_set(cfg.data)
     _check_victim_spec(cfg, victim_dir, sample_set)
@@ -283,14 +306,16 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
             f"{victim_dir} is a model trained on the {trained.get('part')!r} part, not a victim: point "
             "victim.run_dir at a run trained with data.part=members (a reference model belongs in "
             "calibration.reference_run_dir), or set attack.null_control=true to measure the attack's "
-            "chance level on a model that never saw the queries")
+            "chance level on a model that never saw the queries"
+        )
     ids, labels = select_queries(manifest, cfg.attack.num_queries, cfg.seed)
     if null_control:
         seen = torch.isin(ids, torch.tensor(trained.get("ids", []), dtype=torch.int64))
         if seen.any():
             raise AttackConfigError(
                 f"attack.null_control=true needs a model that never saw the queries, but {victim_dir} trained on "
-                f"{int(seen.sum())} of them; use a model trained with data.part=reference")
+                f"{int(seen.sum())} of them; use a model trained with data.part=reference"
+            )
     data = sample_set.data[sample_set.positions(ids)]
     reference_dir = reference_setting = reference_attack = None
     if cfg.calibration.enabled:
@@ -302,13 +327,19 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
 
     # Every model is loaded and every resume checked before any scoring: a bad reference fails early.
     victim_engine = _engine_for(cfg, cfg.setting, victim_dir, sample_set, distance, "victim")
-    batch_dirs = {"victim": (out_dir / "batches" / "victim",
-                             _resume_key(cfg, cfg.setting, victim_dir, manifest.fingerprint))}
+    batch_dirs = {
+        "victim": (out_dir / "batches" / "victim", _resume_key(cfg, cfg.setting, victim_dir, manifest.fingerprint))
+    }
     reference_engine = None
     if reference_dir is not None:
         reference_engine = _engine_for(cfg, reference_setting, reference_dir, sample_set, distance, "reference")
-        key = _resume_key(cfg, reference_setting, reference_dir, manifest.fingerprint,
-                          per_query=bool(cfg.calibration.get("cache_dir")))
+        key = _resume_key(
+            cfg,
+            reference_setting,
+            reference_dir,
+            manifest.fingerprint,
+            per_query=bool(cfg.calibration.get("cache_dir")),
+        )
         batch_dirs["reference"] = (_reference_batch_dir(cfg, out_dir, key), key)
     for batch_dir, key in batch_dirs.values():
         _check_resumable(batch_dir, key)
@@ -316,11 +347,11 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
         atomic_write_text(batch_dir / RESUME_KEY_NAME, json.dumps(key, indent=1))
     victim = reference = None
     try:
-        victim = score_queries(victim_engine, data, ids, batch_dirs["victim"][0], trainer_kwargs,
-                               cfg.attack.batch_size)
+        victim = score_queries(victim_engine, data, ids, batch_dirs["victim"][0], trainer_kwargs, cfg.attack.batch_size)
         if reference_engine is not None:
-            reference = score_queries(reference_engine, data, ids, batch_dirs["reference"][0], trainer_kwargs,
-                                      cfg.attack.batch_size)
+            reference = score_queries(
+                reference_engine, data, ids, batch_dirs["reference"][0], trainer_kwargs, cfg.attack.batch_size
+            )
     except NonFiniteOutputError as error:  # the sample bank met latents the fixed probes did not cover
         model = victim_dir if victim is None else reference_dir
         raise AttackConfigError(f"{model}: {error}") from None
@@ -339,17 +370,28 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     metrics = membership_metrics(score, labels)
     metrics.update(_run_facts(cfg, victim_dir, reference_dir, status, time.time() - started))
     if reference_setting is not None:
-        metrics.update(reference_attack=reference_attack, reference_setting=reference_setting.name,
-                       reference_batches=str(batch_dirs["reference"][0]))
+        metrics.update(
+            reference_attack=reference_attack,
+            reference_setting=reference_setting.name,
+            reference_batches=str(batch_dirs["reference"][0]),
+        )
     _write_scores(out_dir / "scores.csv", ids, labels, loss, reference_loss, score, status)
     write_run_record(out_dir, cfg, metrics)  # what these results were computed with, written with them
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
     plot_roc(score, labels, out_dir / "roc.png")
     _save_grid(cfg, out_dir, victim_dir, reference_dir, sample_set, victim, reference, ids, labels)
     _log_to_loggers(cfg, out_dir, metrics)
-    log.info("%s on %s: AUC %s, TPR@1%%FPR %s (%d members, %d non-members, %d failed) -> %s",
-             cfg.setting.name, victim_dir, format_estimate(metrics, "auc"), format_estimate(metrics, "tpr_at_fpr_0.01"),
-             metrics["n_members"], metrics["n_nonmembers"], metrics.get("n_failed", 0), out_dir)
+    log.info(
+        "%s on %s: AUC %s, TPR@1%%FPR %s (%d members, %d non-members, %d failed) -> %s",
+        cfg.setting.name,
+        victim_dir,
+        format_estimate(metrics, "auc"),
+        format_estimate(metrics, "tpr_at_fpr_0.01"),
+        metrics["n_members"],
+        metrics["n_nonmembers"],
+        metrics.get("n_failed", 0),
+        out_dir,
+    )
     return metrics
 
 
@@ -359,7 +401,7 @@ def _log_to_loggers(cfg: DictConfig, out_dir: Path, metrics: dict) -> None:
 
     numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
     for logger in build_loggers(cfg.get("logger"), out_dir):
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+        logger.log_hyperparams(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)))
         logger.log_metrics({f"attack/{k}": v for k, v in numbers.items()})
         log_image = getattr(logger, "log_image", None)  # W&B
         if log_image is not None:
@@ -367,10 +409,10 @@ def _log_to_loggers(cfg: DictConfig, out_dir: Path, metrics: dict) -> None:
             log_image(key="attack/plots", images=[str(p) for p in images])
             with open(out_dir / "scores.csv") as handle:
                 rows = list(csv.reader(handle))
-            logger.log_table(key="attack/scores", columns=rows[0], data=rows[1:])
+            logger.log_table(key="attack/scores", columns=rows[0], data=rows[1:])  # type: ignore[attr-defined]  # W&B
         logger.finalize("success")
         if log_image is not None:
-            logger.experiment.finish()  # flush the W&B run now: the attack process is done with it
+            logger.experiment.finish()  # type: ignore[attr-defined]  # flush the W&B run now: the attack process is done with it
 
 
 def _is_global_zero(cfg: DictConfig) -> bool:
@@ -404,9 +446,16 @@ def _write_scores(path: Path, ids, labels, loss, reference_loss, score, status) 
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(SCORES_HEADER)
     for i in range(len(ids)):
-        writer.writerow([int(ids[i]), int(labels[i]), _fmt(loss[i]),
-                         "" if reference_loss is None else _fmt(reference_loss[i]),
-                         _fmt(score[i]), STATUS_NAMES.get(int(status[i]), "failed")])
+        writer.writerow(
+            [
+                int(ids[i]),
+                int(labels[i]),
+                _fmt(loss[i]),
+                "" if reference_loss is None else _fmt(reference_loss[i]),
+                _fmt(score[i]),
+                STATUS_NAMES.get(int(status[i]), "failed"),
+            ]
+        )
     atomic_write_text(path, buffer.getvalue())
 
 
@@ -415,6 +464,7 @@ def _save_grid(cfg, out_dir, victim_dir, reference_dir, sample_set, victim, refe
     n = int(cfg.attack.get("save_reconstructions", 8))
     if n <= 0 or sample_set.kind != "image" or "z" not in victim:
         return
+
     def spread(positions: torch.Tensor) -> torch.Tensor:  # evenly over the ids: sources are often sorted by class
         return positions[torch.linspace(0, len(positions) - 1, min(n, len(positions))).round().long()]
 
@@ -423,5 +473,10 @@ def _save_grid(cfg, out_dir, victim_dir, reference_dir, sample_set, victim, refe
     rows = [load_generator(victim_dir)(align_by_id(ids[pick], victim["ids"], victim["z"]))]
     if reference is not None and "z" in reference:
         rows.append(load_generator(reference_dir)(align_by_id(ids[pick], reference["ids"], reference["z"])))
-    save_reconstruction_grid(queries, rows[0], labels[pick], out_dir / "reconstructions.png",
-                             reference_reconstructions=rows[1] if len(rows) > 1 else None)
+    save_reconstruction_grid(
+        queries,
+        rows[0],
+        labels[pick],
+        out_dir / "reconstructions.png",
+        reference_reconstructions=rows[1] if len(rows) > 1 else None,
+    )

@@ -28,7 +28,8 @@ def _refuse(what: str, run_dir: Path, n_bad: int, n: int, inputs: str) -> NonFin
         f"the {what} in {run_dir} produces non-finite outputs (NaN or inf) on {n_bad} of {n} {inputs}: its weights "
         "are broken (training diverged, or the export is corrupt), so any membership score computed from it would "
         "be meaningless and no AUC is reported. Retrain it (or re-export it from a good checkpoint); nothing was "
-        "scored")
+        "scored"
+    )
 
 
 def _non_finite_rows(values: Tensor) -> int:
@@ -38,7 +39,7 @@ def _non_finite_rows(values: Tensor) -> int:
 @torch.no_grad()
 def check_generator_outputs(generator: nn.Module, run_dir: Path, what: str) -> None:
     """Refuse ``generator`` if ``G(z)`` is non-finite for any of a few fixed, seeded standard-normal latents."""
-    z = torch.randn(NUM_PROBES, int(generator.latent_dim), generator=torch.Generator().manual_seed(PROBE_SEED))
+    z = torch.randn(NUM_PROBES, int(generator.latent_dim), generator=torch.Generator().manual_seed(PROBE_SEED))  # type: ignore[arg-type]
     device = next((p.device for p in generator.parameters()), torch.device("cpu"))
     n_bad = _non_finite_rows(generator(z.to(device)))
     if n_bad:
@@ -67,4 +68,5 @@ def check_samples(samples: Tensor, start: int) -> None:
             f"the generator produced non-finite (NaN or inf) samples: {n_bad} of the samples {start}.."
             f"{start + len(samples) - 1} of its sample bank. Its weights or numerics are broken for some latents; "
             "a nearest-neighbour search or a Monte-Carlo count over them would be meaningless. Retrain or re-export "
-            "the generator")
+            "the generator"
+        )

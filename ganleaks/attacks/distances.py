@@ -117,7 +117,7 @@ class LPIPSDistance(nn.Module):
         self.net = net
         self.min_size = int(min_size)
 
-    def train(self, mode: bool = True) -> "LPIPSDistance":
+    def train(self, mode: bool = True) -> LPIPSDistance:
         # The LPIPS network stays in eval mode (no dropout) whatever its parent does.
         super().train(mode)
         self.model.eval()
@@ -158,9 +158,10 @@ class LPIPSDistance(nn.Module):
 
         Same computation as ``lpips.LPIPS.forward`` (v0.1, lin head, spatial average).
         """
-        total = 0
-        for layer, (target, feature) in enumerate(zip(features, self.features(y))):
+        total: Tensor | int = 0
+        for layer, (target, feature) in enumerate(zip(features, self.features(y), strict=False)):
             total = total + self.model.lins[layer]((target - feature) ** 2).mean(dim=(2, 3))
+        assert isinstance(total, Tensor), "LPIPS has at least one layer"
         return total.flatten()
 
 
@@ -179,7 +180,7 @@ class DistanceTarget:
     def __len__(self) -> int:
         return len(self.x)
 
-    def select(self, index: Tensor) -> "DistanceTarget":
+    def select(self, index: Tensor) -> DistanceTarget:
         """The targets of rows ``index (n,)`` (repeats allowed)."""
         features = None if self.lpips_features is None else [f[index] for f in self.lpips_features]
         return DistanceTarget(self.x[index], features)
@@ -248,9 +249,7 @@ class ReconstructionDistance(nn.Module):
         terms = self.terms(x, x_hat)
         return terms["l2"] + terms["lpips"] if "lpips" in terms else terms["l2"]
 
-    def forward(
-        self, x: Tensor | DistanceTarget, x_hat: Tensor, z: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor | DistanceTarget, x_hat: Tensor, z: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Return ``(objective (B,), loss (B,))``.
 
         Args:

@@ -74,23 +74,39 @@ class AttackEngine(nn.Module):
 class FullBlackBoxEngine(AttackEngine):
     """Paper eq. 5: R(x) = the nearest of k generated samples (L2 search, optional re-rank)."""
 
-    def __init__(self, generator: nn.Module, distance: ReconstructionDistance, k: int, seed: int,
-                 chunk_size: int = 2048, rerank_top: int = 1, cache_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        generator: nn.Module,
+        distance: ReconstructionDistance,
+        k: int,
+        seed: int,
+        chunk_size: int = 2048,
+        rerank_top: int = 1,
+        cache_bytes: int = 0,
+    ) -> None:
         super().__init__()
         if int(k) < 1 or int(chunk_size) < 1:
-            raise ValueError(f"setting.k and setting.chunk_size must be >= 1 (generated samples to search, and "
-                             f"per chunk), got k={k}, chunk_size={chunk_size}")
+            raise ValueError(
+                f"setting.k and setting.chunk_size must be >= 1 (generated samples to search, and "
+                f"per chunk), got k={k}, chunk_size={chunk_size}"
+            )
         self.generator = generator
         self.distance = distance
-        self.bank = SampleBank(generator, int(k), seed=int(seed), chunk_size=int(chunk_size),
-                               cache_bytes=int(cache_bytes))
+        self.bank = SampleBank(
+            generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(cache_bytes)
+        )
         self.rerank_top = max(1, int(rerank_top))
 
     @torch.no_grad()
     def score(self, x: Tensor, ids: Tensor) -> BatchResult:
         bad = _non_finite(x)
-        found = nearest_neighbors(_searchable(x, bad), self.bank, top_m=self.rerank_top,
-                                  distance=self.distance if self.rerank_top > 1 else None)
+        found = nearest_neighbors(
+            _searchable(x, bad),
+            self.bank,
+            top_m=self.rerank_top,
+            distance=self.distance if self.rerank_top > 1 else None,
+        )
+        assert found.z is not None, "the bank stores its latents"
         z = found.z[:, 0]
         x_hat = self.generator(z)
         _, loss = self.distance(x, x_hat, None)
@@ -101,33 +117,60 @@ class FullBlackBoxEngine(AttackEngine):
 class ReconstructionEngine(AttackEngine):
     """Paper eq. 6-7: R(x) = G(z*), z* by batched per-query L-BFGS (white-box) or Powell (partial)."""
 
-    def __init__(self, generator: nn.Module, distance: ReconstructionDistance, optimizer: str, init: str,
-                 seed: int, max_iter: int = 100, restarts: int = 1, nn_k: int = 2048,
-                 chunk_size: int = 2048, cache_bytes: int = 0, optimizer_kwargs: dict | None = None) -> None:
+    def __init__(
+        self,
+        generator: nn.Module,
+        distance: ReconstructionDistance,
+        optimizer: str,
+        init: str,
+        seed: int,
+        max_iter: int = 100,
+        restarts: int = 1,
+        nn_k: int = 2048,
+        chunk_size: int = 2048,
+        cache_bytes: int = 0,
+        optimizer_kwargs: dict | None = None,
+    ) -> None:
         super().__init__()
         if init not in ("zero", "random", "nn"):
             raise ValueError(f"setting.init must be zero, random or nn, got {init!r}")
-        for key, value, least in (("nn_k", nn_k, 1), ("chunk_size", chunk_size, 1), ("restarts", restarts, 1),
-                                  ("max_iter", max_iter, 0)):
+        for key, value, least in (
+            ("nn_k", nn_k, 1),
+            ("chunk_size", chunk_size, 1),
+            ("restarts", restarts, 1),
+            ("max_iter", max_iter, 0),
+        ):
             if int(value) < least:
-                raise ValueError(f"setting.{key} must be >= {least}, got {value}; set setting.{key}={max(least, 1)} "
-                                 "or more")
+                raise ValueError(
+                    f"setting.{key} must be >= {least}, got {value}; set setting.{key}={max(least, 1)} or more"
+                )
         self.generator = generator
         self.distance = distance
         self.seed = int(seed)
         self.init = init
-        self.reconstructor = LatentReconstructor(generator, distance, optimizer=optimizer, init=init,
-                                                 restarts=int(restarts), max_iter=int(max_iter),
-                                                 optimizer_kwargs=optimizer_kwargs)
-        self.bank = (SampleBank(generator, int(nn_k), seed=int(seed), chunk_size=int(chunk_size),
-                                cache_bytes=int(cache_bytes)) if init == "nn" else None)
+        self.reconstructor = LatentReconstructor(
+            generator,
+            distance,
+            optimizer=optimizer,
+            init=init,
+            restarts=int(restarts),
+            max_iter=int(max_iter),
+            optimizer_kwargs=optimizer_kwargs,
+        )
+        self.bank = (
+            SampleBank(generator, int(nn_k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(cache_bytes))
+            if init == "nn"
+            else None
+        )
 
     def score(self, x: Tensor, ids: Tensor) -> BatchResult:
         init_z = None
         bad = _non_finite(x)
         if self.bank is not None:
             with torch.no_grad():
-                init_z = nearest_neighbors(_searchable(x, bad), self.bank, top_m=1).z[:, 0]
+                found = nearest_neighbors(_searchable(x, bad), self.bank, top_m=1)
+                assert found.z is not None, "the bank stores its latents"
+                init_z = found.z[:, 0]
         result = self.reconstructor.reconstruct(x, ids, seed=self.seed, init_z=init_z)
         diverged = torch.tensor([s != "ok" for s in result.status], dtype=torch.bool, device=result.loss.device)
         diverged = diverged | bad.to(diverged.device)
@@ -155,8 +198,16 @@ class DiscriminatorEngine(AttackEngine):
 class MonteCarloEngine(AttackEngine):
     """Hilprecht et al.'s baseline: loss = -(fraction of k samples within epsilon of x)."""
 
-    def __init__(self, generator: nn.Module, k: int, seed: int, chunk_size: int = 2048, cache_bytes: int = 0,
-                 epsilon_rule: str = "nearest", quantile: float = 0.5) -> None:
+    def __init__(
+        self,
+        generator: nn.Module,
+        k: int,
+        seed: int,
+        chunk_size: int = 2048,
+        cache_bytes: int = 0,
+        epsilon_rule: str = "nearest",
+        quantile: float = 0.5,
+    ) -> None:
         super().__init__()
         if int(k) < 1:
             raise ValueError(f"setting.k must be >= 1 (generated samples to count), got {k}")
@@ -175,23 +226,50 @@ class MonteCarloEngine(AttackEngine):
         return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())
 
 
-def build_engine(setting, generator: nn.Module | None, discriminator: nn.Module | None,
-                 distance: ReconstructionDistance | None, seed: int) -> AttackEngine:
+def build_engine(
+    setting,
+    generator: nn.Module | None,
+    discriminator: nn.Module | None,
+    distance: ReconstructionDistance | None,
+    seed: int,
+) -> AttackEngine:
     """The engine for ``setting`` (a ``conf/setting/*.yaml`` node) over one model."""
     kind = setting.kind
+    # The attack loaded what the setting needs (checked before): these asserts only tell the type checker.
     cache_bytes = int(setting.get("bank_cache_mb", 0)) * 2**20
     if kind == "fullbb":
-        return FullBlackBoxEngine(generator, distance, setting.k, seed, setting.chunk_size,
-                                  setting.get("rerank_top", 1), cache_bytes)
+        assert generator is not None and distance is not None
+        return FullBlackBoxEngine(
+            generator, distance, setting.k, seed, setting.chunk_size, setting.get("rerank_top", 1), cache_bytes
+        )
     if kind == "reconstruction":
         kwargs = setting.get("optimizer_kwargs")
-        return ReconstructionEngine(generator, distance, setting.optimizer, setting.init, seed,
-                                    setting.max_iter, setting.get("restarts", 1), setting.get("nn_k", 2048),
-                                    setting.get("chunk_size", 2048), cache_bytes,
-                                    None if kwargs is None else dict(kwargs))
+        assert generator is not None and distance is not None
+        return ReconstructionEngine(
+            generator,
+            distance,
+            setting.optimizer,
+            setting.init,
+            seed,
+            setting.max_iter,
+            setting.get("restarts", 1),
+            setting.get("nn_k", 2048),
+            setting.get("chunk_size", 2048),
+            cache_bytes,
+            None if kwargs is None else dict(kwargs),
+        )
     if kind == "discriminator":
+        assert discriminator is not None
         return DiscriminatorEngine(discriminator)
     if kind == "montecarlo":
-        return MonteCarloEngine(generator, setting.k, seed, setting.chunk_size, cache_bytes,
-                                setting.get("epsilon_rule", "nearest"), setting.get("quantile", 0.5))
+        assert generator is not None
+        return MonteCarloEngine(
+            generator,
+            setting.k,
+            seed,
+            setting.chunk_size,
+            cache_bytes,
+            setting.get("epsilon_rule", "nearest"),
+            setting.get("quantile", 0.5),
+        )
     raise ValueError(f"unknown setting kind {kind!r}; choose one of {SETTING_KINDS}")

@@ -73,9 +73,9 @@ class _Point(NamedTuple):
     g: Tensor
     gtd: Tensor
 
-    def where(self, mask: Tensor, other: "_Point") -> "_Point":
+    def where(self, mask: Tensor, other: _Point) -> _Point:
         """``self`` on the rows of ``mask``, ``other`` elsewhere."""
-        return _Point(*(_pick(mask, mine, theirs) for mine, theirs in zip(self, other)))
+        return _Point(*(_pick(mask, mine, theirs) for mine, theirs in zip(self, other, strict=False)))
 
 
 def strong_wolfe(f, z: Tensor, index: Tensor, direction: Tensor, f0: Tensor, g0: Tensor, gtd0: Tensor,

@@ -63,7 +63,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     try:  # numpy >= 2 keeps the implementation under numpy._core
         from numpy._core.multiarray import _reconstruct
     except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct
+        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
     return {
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,

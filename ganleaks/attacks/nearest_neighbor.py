@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -60,7 +61,7 @@ class SampleBank:
 
     @property
     def latent_dim(self) -> int:
-        return int(self.generator.latent_dim)
+        return int(self.generator.latent_dim)  # type: ignore[arg-type]
 
     @property
     def device(self) -> torch.device:
@@ -206,7 +207,7 @@ def nearest_neighbors(
     return Neighbors(
         indices=torch.cat([part[0] for part in parts]),
         squared_l2=torch.cat([part[1] for part in parts]),
-        z=None if z_parts[0] is None else torch.cat(z_parts),
+        z=None if z_parts[0] is None else torch.cat(cast(list[Tensor], z_parts)),  # all or none have latents
         ranking_loss=torch.cat([part[2] for part in parts]),
     )
 

@@ -21,8 +21,9 @@ A callable is treated as indexed when it takes two positional parameters or one 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor

@@ -108,7 +108,7 @@ class LatentReconstructor(nn.Module):
         if max_iter is not None:
             self.optimizer_kwargs["max_iter"] = int(max_iter)
 
-    def train(self, mode: bool = True) -> "LatentReconstructor":
+    def train(self, mode: bool = True) -> LatentReconstructor:
         super().train(mode)
         self.generator.eval()
         self.distance.eval()
@@ -116,7 +116,7 @@ class LatentReconstructor(nn.Module):
 
     @property
     def latent_dim(self) -> int:
-        return int(self.generator.latent_dim)
+        return int(self.generator.latent_dim)  # type: ignore[arg-type]
 
     def initial_latents(self, ids: Tensor, seed: int, restart: int = 0, init_z: Tensor | None = None) -> Tensor:
         """Starting latents ``(B, d)`` of one restart (on the CPU unless ``init_z`` is given)."""
@@ -139,7 +139,7 @@ class LatentReconstructor(nn.Module):
         Random starting points depend on ``(seed, id, restart)`` only, so a query's result does not
         depend on its batch-mates or its position in the batch.
         """
-        data_shape = tuple(self.generator.data_shape)
+        data_shape = tuple(self.generator.data_shape)  # type: ignore[arg-type]
         if tuple(x.shape[1:]) != data_shape:
             raise ValueError(f"queries have shape {tuple(x.shape[1:])}, the generator makes {data_shape}")
         if ids.shape != (len(x),):
@@ -151,7 +151,8 @@ class LatentReconstructor(nn.Module):
             value, _ = self.distance(target.select(index), self.generator(z), z)
             return value
 
-        best_z = best_value = None
+        best_z: Tensor | None = None
+        best_value: Tensor | None = None
         n_evals = torch.zeros(len(x), dtype=torch.long, device=device)
         n_iter = torch.zeros(len(x), dtype=torch.long, device=device)
         for restart in range(self.restarts):
@@ -160,13 +161,14 @@ class LatentReconstructor(nn.Module):
             value = torch.where(result.failed, torch.full_like(result.objective, float("nan")), result.objective)
             n_evals += result.n_evals
             n_iter += result.n_iter
-            if best_z is None:
+            if best_z is None or best_value is None:
                 best_z, best_value = result.z, value
             else:
                 better = torch.nan_to_num(value, nan=float("inf")) < torch.nan_to_num(best_value, nan=float("inf"))
                 best_z = torch.where(better[:, None], result.z, best_z)
                 best_value = torch.where(better, value, best_value)
 
+        assert best_z is not None and best_value is not None, "restarts >= 1 is checked in __init__"
         diverged = torch.isnan(best_value)
         with torch.no_grad():
             x_hat = self.generator(best_z)

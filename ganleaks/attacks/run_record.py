@@ -27,18 +27,26 @@ RECORD_VERSION = 1
 
 def _config_container(cfg: DictConfig) -> dict:
     try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    except Exception:  # noqa: BLE001 - a resolver that only exists inside a Hydra app: keep it unresolved
-        return OmegaConf.to_container(cfg, resolve=False)
+        container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except Exception:
+        container = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(container, dict)  # a DictConfig converts to a dict
+    return container
 
 
 def write_run_record(out_dir: Path, cfg: DictConfig, metrics: dict, hydra_subdir: str = HYDRA_SUBDIR) -> Path:
     """Write ``<out_dir>/run.json`` (atomically) for the results just written beside it."""
     hydra_dir = out_dir / hydra_subdir
-    hydra_files = {path.name: path.read_text() for path in sorted(hydra_dir.glob("*.yaml"))} if hydra_dir.is_dir() \
-        else {}
-    record = {"version": RECORD_VERSION, "config": _config_container(cfg), "metrics": metrics,
-              "hydra_subdir": hydra_subdir, "hydra_files": hydra_files}
+    hydra_files = (
+        {path.name: path.read_text() for path in sorted(hydra_dir.glob("*.yaml"))} if hydra_dir.is_dir() else {}
+    )
+    record = {
+        "version": RECORD_VERSION,
+        "config": _config_container(cfg),
+        "metrics": metrics,
+        "hydra_subdir": hydra_subdir,
+        "hydra_files": hydra_files,
+    }
     path = out_dir / RUN_RECORD_NAME
     atomic_write_text(path, json.dumps(record, indent=1, default=str))
     return path
@@ -68,7 +76,7 @@ def restore_hydra_files(out_dir: str | Path) -> bool:
     out_dir = Path(out_dir)
     record = read_run_record(out_dir)
     files = {} if record is None else record.get("hydra_files") or {}
-    if not files:
+    if record is None or not files:
         return False
     hydra_dir = out_dir / str(record.get("hydra_subdir") or HYDRA_SUBDIR)
     for name, text in files.items():

@@ -54,8 +54,12 @@ class AttackModule(pl.LightningModule):
 def write_batch(batch_dir: Path, ids: torch.Tensor, result: BatchResult) -> Path:
     """Atomically save one batch's results under a name made of its first id and size."""
     batch_dir.mkdir(parents=True, exist_ok=True)
-    tensors = {"ids": ids.to(torch.int64), "loss": result.loss, "objective": result.objective,
-               "status": result.status.to(torch.int8)}
+    tensors = {
+        "ids": ids.to(torch.int64),
+        "loss": result.loss,
+        "objective": result.objective,
+        "status": result.status.to(torch.int8),
+    }
     if result.z is not None:
         tensors["z"] = result.z
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}  # no shared storage
@@ -83,9 +87,13 @@ def _read_batch(path: Path) -> dict[str, torch.Tensor] | None:
             raise ValueError("its tensors have different lengths")
     except FileNotFoundError:  # another DDP rank removed it first
         return None
-    except Exception as error:  # noqa: BLE001 - SafetensorError, a missing key, ...: unreadable either way
-        log.warning("batch file %s is corrupt (%s: %s); deleting it and recomputing its queries", path,
-                    type(error).__name__, error)
+    except Exception as error:
+        log.warning(
+            "batch file %s is corrupt (%s: %s); deleting it and recomputing its queries",
+            path,
+            type(error).__name__,
+            error,
+        )
         path.unlink(missing_ok=True)
         return None
     return part
@@ -107,8 +115,9 @@ def read_batches(batch_dir: Path) -> dict[str, torch.Tensor]:
     return {k: v[keep] for k, v in merged.items()}
 
 
-def score_queries(engine: AttackEngine, data: torch.Tensor, ids: torch.Tensor, batch_dir: Path,
-                  trainer_kwargs: dict, batch_size: int) -> dict[str, torch.Tensor]:
+def score_queries(
+    engine: AttackEngine, data: torch.Tensor, ids: torch.Tensor, batch_dir: Path, trainer_kwargs: dict, batch_size: int
+) -> dict[str, torch.Tensor]:
     """Score every query with ``engine``, skipping ids already in ``batch_dir``; returns rows by id."""
     # Under DDP every rank reads what is done before any rank writes: no rank scores a batch before all
     # ranks have entered the predict loop (process-group start, Lightning's setup barriers), so all

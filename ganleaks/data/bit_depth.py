@@ -22,6 +22,8 @@ def to_8_bit(image: Image.Image, path: Path) -> Image.Image:
         return image
     array = np.asarray(image)
     if image.mode == "F" or (image.mode == "I" and array.size and (array.min() < 0 or array.max() > 65535)):
-        raise ValueError(f"{path} is a {image.mode!r} image (32-bit integer or float pixels), which ganleaks cannot "
-                         "map to [-1, 1] without knowing its range: convert it to an 8- or 16-bit image")
+        raise ValueError(
+            f"{path} is a {image.mode!r} image (32-bit integer or float pixels), which ganleaks cannot "
+            "map to [-1, 1] without knowing its range: convert it to an 8- or 16-bit image"
+        )
     return Image.fromarray(np.round(array.astype(np.float64) / 257.0).astype(np.uint8), mode="L")

@@ -35,8 +35,15 @@ class MembershipDataModule(pl.LightningDataModule):
         seed: seeds the training shuffle.
     """
 
-    def __init__(self, sample_set: SampleSet, split: MembershipSplit, part: str = "members",
-                 batch_size: int = 64, num_workers: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        sample_set: SampleSet,
+        split: MembershipSplit,
+        part: str = "members",
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if part not in PARTS:
             raise ValueError(f"data.part must be one of {PARTS}, got {part!r}")

@@ -33,8 +33,10 @@ def load_sample_set(data_cfg: DictConfig) -> SampleSet:
     """
     missing = [str(key) for key in data_cfg if OmegaConf.is_missing(data_cfg, key)]
     if missing:
-        raise ValueError(f"data={data_cfg.get('name', '?')} needs {' and '.join(f'data.{key}' for key in missing)}, "
-                         f"which is not set: pass it on the command line, e.g. `data.{missing[0]}=/path/to/your/data`")
+        raise ValueError(
+            f"data={data_cfg.get('name', '?')} needs {' and '.join(f'data.{key}' for key in missing)}, "
+            f"which is not set: pass it on the command line, e.g. `data.{missing[0]}=/path/to/your/data`"
+        )
     try:
         sample_set = hydra.utils.instantiate(data_cfg.source)
     except InstantiationException as error:
@@ -70,8 +72,9 @@ def prepare_split(data_cfg: DictConfig, sample_set: SampleSet, seed: int, run_di
 
 def write_trained_on(run_dir: str | Path, part: str, split: MembershipSplit) -> None:
     """Record which ids a model trained on, so attacks can refuse overlapping references."""
-    atomic_write_text(Path(run_dir) / TRAINED_ON_NAME,
-                      json.dumps({"part": part, "dataset": split.dataset, "ids": split.parts[part]}))
+    atomic_write_text(
+        Path(run_dir) / TRAINED_ON_NAME, json.dumps({"part": part, "dataset": split.dataset, "ids": split.parts[part]})
+    )
 
 
 def read_trained_on(run_dir: str | Path) -> dict:

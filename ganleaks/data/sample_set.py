@@ -83,7 +83,7 @@ class SampleSet:
             raise KeyError(f"{self.name}: ids not in the dataset: {ids[missing][:10].tolist()}")
         return order[where]
 
-    def select(self, ids) -> "SampleSet":
+    def select(self, ids) -> SampleSet:
         """The subset with the given ids, in the given order."""
         pos = self.positions(ids)
         return SampleSet(

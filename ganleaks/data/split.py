@@ -67,8 +67,9 @@ def check_disjoint(parts: dict[str, list[int]]) -> None:
             seen[sample_id] = part
 
 
-def make_split(sample_set: SampleSet, train_size: int, nonmember_size: int, reference_size: int,
-               seed: int) -> MembershipSplit:
+def make_split(
+    sample_set: SampleSet, train_size: int, nonmember_size: int, reference_size: int, seed: int
+) -> MembershipSplit:
     """Split ``sample_set`` into disjoint parts of the given sizes, deterministically per ``seed``."""
     sizes = {"members": int(train_size), "nonmembers": int(nonmember_size), "reference": int(reference_size)}
     for part, size in sizes.items():
@@ -138,8 +139,13 @@ def load_manifest(path: str | os.PathLike, sample_set: SampleSet | None = None) 
         raise FileNotFoundError(f"no split manifest at {path}; train the victim first (python train.py ...)")
     try:
         raw = json.loads(path.read_text())
-        split = MembershipSplit(raw["dataset"], int(raw["length"]), raw["fingerprint"], int(raw["seed"]),
-                                {part: [int(i) for i in raw["parts"][part]] for part in PARTS})
+        split = MembershipSplit(
+            raw["dataset"],
+            int(raw["length"]),
+            raw["fingerprint"],
+            int(raw["seed"]),
+            {part: [int(i) for i in raw["parts"][part]] for part in PARTS},
+        )
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as error:
         raise SplitError(f"{path} is not a valid split manifest ({error})") from error
     if sample_set is not None:

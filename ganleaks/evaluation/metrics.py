@@ -84,8 +84,9 @@ def _per_resample_counts(levels: np.ndarray, n_levels: int, dtype: type) -> np.n
     return counts.reshape(len(rows), n_levels).astype(dtype, copy=False)
 
 
-def _rank_metrics(member_levels: np.ndarray, nonmember_levels: np.ndarray, n_levels: int,
-                  targets: tuple[float, ...]) -> np.ndarray:
+def _rank_metrics(
+    member_levels: np.ndarray, nonmember_levels: np.ndarray, n_levels: int, targets: tuple[float, ...]
+) -> np.ndarray:
     """AUC, average precision and TPR at each FPR target of many resamples at once.
 
     Scores enter as their level, the index of the score among the sorted distinct scores of the
@@ -137,9 +138,15 @@ def _rank_metrics(member_levels: np.ndarray, nonmember_levels: np.ndarray, n_lev
     return np.stack(out).reshape(len(out), *batch_shape)
 
 
-def bootstrap_intervals(scores: np.ndarray, labels: np.ndarray, targets: tuple[float, ...] = FPR_TARGETS, *,
-                        seed: int = 0, n_resamples: int = N_BOOTSTRAP,
-                        confidence_level: float = CI_LEVEL) -> dict[str, list[float]]:
+def bootstrap_intervals(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    targets: tuple[float, ...] = FPR_TARGETS,
+    *,
+    seed: int = 0,
+    n_resamples: int = N_BOOTSTRAP,
+    confidence_level: float = CI_LEVEL,
+) -> dict[str, list[float]]:
     """Stratified percentile-bootstrap intervals of AUC, average precision and TPR at ``targets``.
 
     Members and non-members are resampled separately (``scipy.stats.bootstrap`` with the two
@@ -160,16 +167,25 @@ def bootstrap_intervals(scores: np.ndarray, labels: np.ndarray, targets: tuple[f
     def statistic(member_levels, nonmember_levels, axis=-1):
         return _rank_metrics(member_levels, nonmember_levels, n_levels, targets)
 
-    result = stats.bootstrap((levels[labels == 1], levels[labels == 0]), statistic, n_resamples=n_resamples,
-                             batch=_BATCH, vectorized=True, paired=False, confidence_level=confidence_level,
-                             method=CI_METHOD, rng=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        (levels[labels == 1], levels[labels == 0]),
+        statistic,
+        n_resamples=n_resamples,
+        batch=_BATCH,
+        vectorized=True,
+        paired=False,
+        confidence_level=confidence_level,
+        method=CI_METHOD,
+        rng=np.random.default_rng(seed),
+    )
     low, high = np.atleast_1d(result.confidence_interval.low), np.atleast_1d(result.confidence_interval.high)
     names = ["auc", "average_precision", *(f"tpr_at_fpr_{t}" for t in targets)]
-    return {name: [float(lo), float(hi)] for name, lo, hi in zip(names, low, high)}
+    return {name: [float(lo), float(hi)] for name, lo, hi in zip(names, low, high, strict=False)}
 
 
-def membership_metrics(scores: Tensor, labels: Tensor, *, seed: int = 0, n_resamples: int = N_BOOTSTRAP,
-                       confidence_level: float = CI_LEVEL) -> dict[str, Any]:
+def membership_metrics(
+    scores: Tensor, labels: Tensor, *, seed: int = 0, n_resamples: int = N_BOOTSTRAP, confidence_level: float = CI_LEVEL
+) -> dict[str, Any]:
     """All metrics of one attack, each headline metric with a bootstrap confidence interval.
 
     Intervals: stratified bootstrap over queries (members and non-members resampled separately;
@@ -230,7 +246,8 @@ def membership_metrics(scores: Tensor, labels: Tensor, *, seed: int = 0, n_resam
     for target in FPR_TARGETS:
         if target not in estimable:
             not_estimable[f"tpr_at_fpr_{target}"] = (
-                f"needs at least {min_nonmembers(target)} non-members, got {n_nonmembers}")
+                f"needs at least {min_nonmembers(target)} non-members, got {n_nonmembers}"
+            )
 
     result: dict[str, Any] = {name: math.nan for name in ("auc", "average_precision", *TPR_KEYS, "accuracy")}
     if n_members == 0 or n_nonmembers == 0:
@@ -254,8 +271,14 @@ def membership_metrics(scores: Tensor, labels: Tensor, *, seed: int = 0, n_resam
         reason = f"a bootstrap interval needs at least 2 members and 2 non-members, got {n_members} and {n_nonmembers}"
     else:
         reason = ""
-        intervals = bootstrap_intervals(scores.numpy(), labels.numpy(), estimable, seed=seed, n_resamples=n_resamples,
-                                        confidence_level=confidence_level)
+        intervals = bootstrap_intervals(
+            scores.numpy(),
+            labels.numpy(),
+            estimable,
+            seed=seed,
+            n_resamples=n_resamples,
+            confidence_level=confidence_level,
+        )
     for key in INTERVAL_KEYS:
         result[f"{key}_ci"] = intervals.get(key)
         if key not in intervals:
@@ -283,6 +306,8 @@ class MembershipMetrics(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    scores: list[Tensor]  # list states (add_state); concatenated tensors after a distributed sync
+    labels: list[Tensor]
 
     def __init__(self, *, seed: int = 0, n_resamples: int = N_BOOTSTRAP, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -10,12 +10,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from torch import Tensor
 
-from ganleaks.evaluation.estimates import format_estimate  # noqa: E402
-from ganleaks.evaluation.metrics import membership_metrics, roc_curve  # noqa: E402
+from ganleaks.evaluation.estimates import format_estimate
+from ganleaks.evaluation.metrics import membership_metrics, roc_curve
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def plot_roc(scores: Tensor, labels: Tensor, path: str | os.PathLike, title: str
 
 def _as_image(x: Tensor):
     """``(C, H, W)`` in [-1, 1] -> an array for imshow (H, W) or (H, W, 3) in [0, 1]."""
-    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) / 2)
+    x = (x.detach().float().cpu().clamp(-1, 1) + 1) / 2
     return x[0].numpy() if x.shape[0] == 1 else x[:3].permute(1, 2, 0).numpy()
 
 

@@ -28,9 +28,9 @@ import argparse
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -48,8 +48,7 @@ QUALITY_NAME = "quality.json"
 
 def feature_statistics(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Mean ``(F,)`` and covariance ``(F, F)`` (unbiased, float64) of ``features (N, F)``."""
-    features = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features,
-                          dtype=np.float64)
+    features = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float64)
     if features.ndim != 2 or len(features) < 2:
         raise ValueError(f"features must have shape (N >= 2, F), got {features.shape}")
     return features.mean(axis=0), np.cov(features, rowvar=False).reshape(features.shape[1], features.shape[1])
@@ -134,12 +133,19 @@ class FeatureExtractor:
     def features(self, data: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Features ``(N, F)`` of ``data (N, *data_shape)`` in ``[-1, 1]``."""
         self.encoder.eval()
-        return torch.cat([self.encoder(data[i:i + batch_size].float()) for i in range(0, len(data), batch_size)])
+        return torch.cat([self.encoder(data[i : i + batch_size].float()) for i in range(0, len(data), batch_size)])
 
 
-def fit_feature_extractor(data: torch.Tensor, labels: torch.Tensor | None = None, *, steps: int = 600,
-                          batch_size: int = 128, feature_dim: int = 64, lr: float = 1e-3,
-                          seed: int = 0) -> FeatureExtractor:
+def fit_feature_extractor(
+    data: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    steps: int = 600,
+    batch_size: int = 128,
+    feature_dim: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> FeatureExtractor:
     """Train a classifier (with ``labels``) or an autoencoder (without) on ``data``; seeded, CPU-sized.
 
     Args:
@@ -156,6 +162,7 @@ def fit_feature_extractor(data: torch.Tensor, labels: torch.Tensor | None = None
         torch.manual_seed(seed)
         encoder = FeatureNet(shape, feature_dim)
         if supervised:
+            assert labels is not None  # supervised implies labels
             head: nn.Module = nn.Linear(feature_dim, int(labels.max()) + 1)
         else:
             head = nn.Sequential(nn.Linear(feature_dim, math.prod(shape)), nn.Tanh())
@@ -169,6 +176,7 @@ def fit_feature_extractor(data: torch.Tensor, labels: torch.Tensor | None = None
         x = data[index].float()
         out = model(x)
         if supervised:
+            assert labels is not None  # supervised implies labels
             target = labels[index]
             loss = nn.functional.cross_entropy(out, target)
             recent.append(float((out.argmax(1) == target).float().mean()))
@@ -184,8 +192,13 @@ def fit_feature_extractor(data: torch.Tensor, labels: torch.Tensor | None = None
     layer = "penultimate layer" if supervised else "bottleneck"
     description = f"{kind}-{net}: {layer}, {feature_dim} features, {steps} steps, seed {seed}"
     metric = float(np.mean(recent)) if recent else float("nan")
-    log.info("feature extractor %s trained on %d samples (%s %.3f)", description, len(data),
-             "accuracy" if supervised else "mse", metric)
+    log.info(
+        "feature extractor %s trained on %d samples (%s %.3f)",
+        description,
+        len(data),
+        "accuracy" if supervised else "mse",
+        metric,
+    )
     return FeatureExtractor(encoder.eval(), kind, description, metric)
 
 
@@ -197,24 +210,27 @@ def fit_feature_extractor(data: torch.Tensor, labels: torch.Tensor | None = None
 def generate(generator: nn.Module, n: int, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
     """``n`` samples ``G(z)``, ``z ~ N(0, I)`` drawn from a generator seeded with ``seed`` (CPU)."""
     rng = torch.Generator().manual_seed(int(seed))
-    z = torch.randn(int(n), int(generator.latent_dim), generator=rng)
+    z = torch.randn(int(n), int(generator.latent_dim), generator=rng)  # type: ignore[arg-type]
     parameter = next(generator.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     was_training = generator.training
     generator.eval()
     try:
-        return torch.cat([generator(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(z), batch_size)])
+        return torch.cat(
+            [generator(z[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(z), batch_size)]
+        )
     finally:
         generator.train(was_training)
 
 
-def generator_quality(generator: nn.Module, real: torch.Tensor, extractor: FeatureExtractor,
-                      seed: int = 0) -> float:
+def generator_quality(generator: nn.Module, real: torch.Tensor, extractor: FeatureExtractor, seed: int = 0) -> float:
     """Fréchet distance between ``len(real)`` generated samples and ``real`` in ``extractor``'s features."""
     fake = generate(generator, len(real), seed)
     if tuple(fake.shape[1:]) != tuple(real.shape[1:]):
-        raise ValueError(f"the generator makes samples of shape {tuple(fake.shape[1:])}, but the real data has "
-                         f"shape {tuple(real.shape[1:])}; evaluate it with the data config it was trained on")
+        raise ValueError(
+            f"the generator makes samples of shape {tuple(fake.shape[1:])}, but the real data has "
+            f"shape {tuple(real.shape[1:])}; evaluate it with the data config it was trained on"
+        )
     return frechet_distance_of_features(extractor.features(real), extractor.features(fake))
 
 
@@ -222,12 +238,23 @@ def _read_run_config(run_dir: Path) -> DictConfig:
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {run_dir} is not a ganleaks training run (pass cfg_data)")
-    return OmegaConf.load(path)
+    config = OmegaConf.load(path)
+    assert isinstance(config, DictConfig), f"{path} is a list, not a run's config"
+    return config
 
 
-def sample_quality(run_dir: str | Path, cfg_data: DictConfig | None = None, n: int = 1000, seed: int = 0, *,
-                   steps: int = 600, real_part: str = "nonmembers", train_part: str = "reference",
-                   sample_set=None, extractor_cache: dict | None = None) -> dict:
+def sample_quality(
+    run_dir: str | Path,
+    cfg_data: DictConfig | None = None,
+    n: int = 1000,
+    seed: int = 0,
+    *,
+    steps: int = 600,
+    real_part: str = "nonmembers",
+    train_part: str = "reference",
+    sample_set=None,
+    extractor_cache: dict | None = None,
+) -> dict:
     """Measure the sample quality of the generator in ``run_dir`` and write ``run_dir/quality.json``.
 
     Args:
@@ -260,9 +287,11 @@ def sample_quality(run_dir: str | Path, cfg_data: DictConfig | None = None, n: i
     split = load_manifest(run_dir, sample_set)
     train_ids, real_ids = split.ids(train_part), split.ids(real_part)
     if len(train_ids) < 2 or len(real_ids) < 2:
-        raise ValueError(f"{run_dir}: the split has {len(train_ids)} {train_part} and {len(real_ids)} {real_part} "
-                         f"samples; sample quality needs at least 2 of each (raise data.reference_size / "
-                         "data.nonmember_size)")
+        raise ValueError(
+            f"{run_dir}: the split has {len(train_ids)} {train_part} and {len(real_ids)} {real_part} "
+            f"samples; sample quality needs at least 2 of each (raise data.reference_size / "
+            "data.nonmember_size)"
+        )
     key = (split.fingerprint, tuple(train_ids.tolist()), int(seed), int(steps))
     extractor = None if extractor_cache is None else extractor_cache.get(key)
     if extractor is None:
@@ -270,7 +299,7 @@ def sample_quality(run_dir: str | Path, cfg_data: DictConfig | None = None, n: i
         extractor = fit_feature_extractor(train.data, train.labels, steps=steps, seed=seed)
         if extractor_cache is not None:
             extractor_cache[key] = extractor
-    pick = real_ids[torch.randperm(len(real_ids), generator=torch.Generator().manual_seed(int(seed)))[:int(n)]]
+    pick = real_ids[torch.randperm(len(real_ids), generator=torch.Generator().manual_seed(int(seed)))[: int(n)]]
     real = sample_set.data[sample_set.positions(pick)]
     generator = load_generator(run_dir)
     result = {
@@ -305,8 +334,15 @@ def find_training_runs(paths: Sequence[str | Path], include_reference: bool = Fa
     return sorted(runs)
 
 
-def evaluate_runs(paths: Sequence[str | Path], n: int = 1000, seed: int = 0, steps: int = 600,
-                  real_part: str = "nonmembers", include_reference: bool = False, force: bool = False) -> dict:
+def evaluate_runs(
+    paths: Sequence[str | Path],
+    n: int = 1000,
+    seed: int = 0,
+    steps: int = 600,
+    real_part: str = "nonmembers",
+    include_reference: bool = False,
+    force: bool = False,
+) -> dict:
     """``sample_quality`` for every training run under ``paths``; returns ``{run_dir: result}``.
 
     A run whose ``quality.json`` was measured with the same ``n``, ``seed``, ``steps`` and real part
@@ -325,7 +361,11 @@ def evaluate_runs(paths: Sequence[str | Path], n: int = 1000, seed: int = 0, ste
         if existing.is_file() and not force:
             previous = json.loads(existing.read_text())
             if (previous.get("n_requested"), previous.get("seed"), previous.get("steps"), previous.get("real")) == (
-                    n, seed, steps, real_part):
+                n,
+                seed,
+                steps,
+                real_part,
+            ):
                 log.info("%s: quality.json is up to date", run)
                 results[str(run)] = previous
                 continue
@@ -333,8 +373,16 @@ def evaluate_runs(paths: Sequence[str | Path], n: int = 1000, seed: int = 0, ste
         source_key = OmegaConf.to_yaml(cfg_data.source)
         if source_key not in sample_sets:
             sample_sets[source_key] = load_sample_set(cfg_data)
-        results[str(run)] = sample_quality(run, cfg_data, n, seed, steps=steps, real_part=real_part,
-                                           sample_set=sample_sets[source_key], extractor_cache=extractors)
+        results[str(run)] = sample_quality(
+            run,
+            cfg_data,
+            n,
+            seed,
+            steps=steps,
+            real_part=real_part,
+            sample_set=sample_sets[source_key],
+            extractor_cache=extractors,
+        )
     return results
 
 
@@ -342,20 +390,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m ganleaks.evaluation.quality",
         description="Write quality.json (a Fréchet distance in the features of a small classifier trained on the "
-                    "split's reference part) into every training run under the given folders.")
+        "split's reference part) into every training run under the given folders.",
+    )
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="training run folders or folders above them")
     parser.add_argument("--n", type=int, default=1000, help="real and generated samples compared (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=600, help="feature-extractor training steps")
-    parser.add_argument("--real", default="nonmembers", choices=["nonmembers", "members"],
-                        help="the real set: held-out non-members (default) or the victim's members")
+    parser.add_argument(
+        "--real",
+        default="nonmembers",
+        choices=["nonmembers", "members"],
+        help="the real set: held-out non-members (default) or the victim's members",
+    )
     parser.add_argument("--include-reference", action="store_true", help="also measure calibration reference models")
     parser.add_argument("--force", action="store_true", help="recompute runs whose quality.json is up to date")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        results = evaluate_runs(args.run_dirs, args.n, args.seed, args.steps, args.real, args.include_reference,
-                                args.force)
+        results = evaluate_runs(
+            args.run_dirs, args.n, args.seed, args.steps, args.real, args.include_reference, args.force
+        )
     except (FileNotFoundError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
     for run, result in results.items():

@@ -28,15 +28,18 @@ from ganleaks.models.nets import NETWORK_CLASSES
 log = logging.getLogger(__name__)
 
 DATA_KINDS = ("image", "tabular")
-_TRAIN_HINT = ("train it first with `python train.py` (same overrides), which also resumes an interrupted run "
-               "and exports")
+_TRAIN_HINT = (
+    "train it first with `python train.py` (same overrides), which also resumes an interrupted run and exports"
+)
 
 
 def _class_path(network: nn.Module) -> str:
     path = f"{type(network).__module__}.{type(network).__qualname__}"
     if path not in NETWORK_CLASSES:
-        raise ValueError(f"{path} is not in ganleaks.models.nets.NETWORK_CLASSES and could not be loaded back; "
-                         "add the class to the allow-list")
+        raise ValueError(
+            f"{path} is not in ganleaks.models.nets.NETWORK_CLASSES and could not be loaded back; "
+            "add the class to the allow-list"
+        )
     return path
 
 
@@ -53,11 +56,11 @@ def save_network(network: nn.Module, run_dir: str | Path, role: str, *, latent_d
         raise ValueError(f"data_kind must be one of {DATA_KINDS}, got {data_kind!r}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec = {
+    spec: dict[str, Any] = {
         "class": _class_path(network),
         "kwargs": network.kwargs,
         "latent_dim": int(latent_dim),
-        "data_shape": list(network.data_shape),
+        "data_shape": list(network.data_shape),  # type: ignore[arg-type]
         "data_kind": data_kind,
     }
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in network.state_dict().items()}
@@ -100,8 +103,10 @@ def read_network_spec(run_dir: str | Path, role: str) -> dict[str, Any]:
         raise FileNotFoundError(f"no training run folder at {run_dir}: {_TRAIN_HINT}")
     spec_path = run_dir / f"{role}.json"
     if not spec_path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no exported {role} ({spec_path.name} is missing); "
-                                f"training did not finish there: {_TRAIN_HINT}")
+        raise FileNotFoundError(
+            f"{run_dir} has no exported {role} ({spec_path.name} is missing); "
+            f"training did not finish there: {_TRAIN_HINT}"
+        )
     try:
         spec = json.loads(spec_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -110,8 +115,10 @@ def read_network_spec(run_dir: str | Path, role: str) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{spec_path} lacks {sorted(missing)}; re-export it by re-running training")
     if spec["class"] not in NETWORK_CLASSES:
-        raise ValueError(f"{spec_path} names class {spec['class']!r}, which is not an allowed ganleaks network "
-                         f"({sorted(NETWORK_CLASSES)}); refusing to build it")
+        raise ValueError(
+            f"{spec_path} names class {spec['class']!r}, which is not an allowed ganleaks network "
+            f"({sorted(NETWORK_CLASSES)}); refusing to build it"
+        )
     if not isinstance(spec["kwargs"], dict):
         raise ValueError(f"{spec_path}: 'kwargs' must be a JSON object")
     return spec
@@ -142,18 +149,22 @@ def load_network(run_dir: str | Path, role: str, map_location: str | torch.devic
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as error:
-        raise ValueError(f"{weights} is not a readable safetensors file ({error}); only safetensors weights "
-                         "are loaded, never pickles: re-export by re-running training") from error
+        raise ValueError(
+            f"{weights} is not a readable safetensors file ({error}); only safetensors weights "
+            "are loaded, never pickles: re-export by re-running training"
+        ) from error
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise ValueError(f"{weights} does not match the architecture in {spec_path}: {error}") from error
     if list(network.data_shape) != list(spec["data_shape"]):
-        raise ValueError(f"{spec_path}: data_shape {spec['data_shape']} disagrees with the network's "
-                         f"{list(network.data_shape)}")
+        raise ValueError(
+            f"{spec_path}: data_shape {spec['data_shape']} disagrees with the network's {list(network.data_shape)}"
+        )
     if hasattr(network, "latent_dim") and network.latent_dim != spec["latent_dim"]:
-        raise ValueError(f"{spec_path}: latent_dim {spec['latent_dim']} disagrees with the network's "
-                         f"{network.latent_dim}")
+        raise ValueError(
+            f"{spec_path}: latent_dim {spec['latent_dim']} disagrees with the network's {network.latent_dim}"
+        )
     return network.to(map_location).eval().requires_grad_(False)
 
 

@@ -14,8 +14,9 @@ import torch.nn.functional as F
 
 def discriminator_bce_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """DCGAN discriminator loss ``-log D(x) - log(1 - D(G(z)))`` on logits, each ``(B,)``."""
-    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    return F.binary_cross_entropy_with_logits(
+        real_logits, torch.ones_like(real_logits)
+    ) + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 
 def generator_nonsaturating_loss(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -33,8 +34,12 @@ def generator_wasserstein_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.mean()
 
 
-def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """WGAN-GP penalty ``E[(||grad_x C(x_hat)||_2 - 1)^2]`` on random interpolates (Gulrajani et al.).
 
     Args:

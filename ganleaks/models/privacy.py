@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from opacus import PrivacyEngine
 from opacus.accountants.utils import get_noise_multiplier
+from opacus.optimizers import DPOptimizer
 from opacus.validators import ModuleValidator
 from torch import nn
 from torch.utils.data import DataLoader
@@ -62,8 +63,10 @@ class PrivacySettings:
         if settings.target_epsilon is None and settings.noise_multiplier is None:
             raise ValueError("privacy=dp needs privacy.noise_multiplier or privacy.target_epsilon")
         if settings.max_grad_norm <= 0 or not 0 < settings.delta < 1:
-            raise ValueError(f"privacy.max_grad_norm must be > 0 and 0 < privacy.delta < 1, got "
-                             f"{settings.max_grad_norm} and {settings.delta}")
+            raise ValueError(
+                f"privacy.max_grad_norm must be > 0 and 0 < privacy.delta < 1, got "
+                f"{settings.max_grad_norm} and {settings.delta}"
+            )
         return settings
 
 
@@ -79,7 +82,8 @@ def check_private_discriminator(discriminator: nn.Module, model_name: str) -> No
         raise UnsupportedPrivacyError(
             f"privacy=dp cannot train the discriminator of model={model_name} with DP-SGD: {details}. "
             "Use model=dpgan (DCGAN with a GroupNorm discriminator), or give this model's "
-            "discriminator GroupNorm, e.g. model.nets.image.discriminator.norm=group")
+            "discriminator GroupNorm, e.g. model.nets.image.discriminator.norm=group"
+        )
 
 
 class DiscriminatorPrivacy:
@@ -89,8 +93,15 @@ class DiscriminatorPrivacy:
     Build it with :func:`make_discriminator_private`.
     """
 
-    def __init__(self, engine: PrivacyEngine, hooks: Any, optimizer: torch.optim.Optimizer,
-                 settings: PrivacySettings, noise_multiplier: float, sample_rate: float) -> None:
+    def __init__(
+        self,
+        engine: PrivacyEngine,
+        hooks: Any,
+        optimizer: DPOptimizer,
+        settings: PrivacySettings,
+        noise_multiplier: float,
+        sample_rate: float,
+    ) -> None:
         self.engine = engine
         self.hooks = hooks
         self.optimizer = optimizer
@@ -144,8 +155,12 @@ class DiscriminatorPrivacy:
 
 
 def make_discriminator_private(
-    discriminator: nn.Module, optimizer: torch.optim.Optimizer, data_loader: DataLoader, settings: PrivacySettings,
-    *, planned_steps: int | None,
+    discriminator: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data_loader: DataLoader,
+    settings: PrivacySettings,
+    *,
+    planned_steps: int | None,
 ) -> tuple[DiscriminatorPrivacy, DataLoader]:
     """Attach Opacus to the discriminator: per-sample gradient hooks (the module itself stays the
     same object), a DP optimiser wrapping ``optimizer`` and a Poisson-sampling loader.
@@ -165,21 +180,40 @@ def make_discriminator_private(
     noise_multiplier = settings.noise_multiplier
     if settings.target_epsilon is not None:
         if settings.epochs is None and not planned_steps:
-            raise ValueError("privacy.target_epsilon needs privacy.epochs or a positive trainer.max_steps "
-                             "to know how long training runs")
+            raise ValueError(
+                "privacy.target_epsilon needs privacy.epochs or a positive trainer.max_steps "
+                "to know how long training runs"
+            )
         steps = settings.epochs * len(data_loader) if settings.epochs is not None else planned_steps
-        noise_multiplier = get_noise_multiplier(target_epsilon=settings.target_epsilon, target_delta=settings.delta,
-                                                sample_rate=sample_rate, steps=steps,
-                                                accountant=settings.accountant)
-        log.info("noise multiplier %.4f reaches epsilon %.3f at delta %g after %d discriminator steps",
-                 noise_multiplier, settings.target_epsilon, settings.delta, steps)
-    num_samples = len(data_loader.dataset)
+        noise_multiplier = get_noise_multiplier(
+            target_epsilon=settings.target_epsilon,
+            target_delta=settings.delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant=settings.accountant,
+        )
+        log.info(
+            "noise multiplier %.4f reaches epsilon %.3f at delta %g after %d discriminator steps",
+            noise_multiplier,
+            settings.target_epsilon,
+            settings.delta,
+            steps,
+        )
+    num_samples = len(data_loader.dataset)  # type: ignore[arg-type]  # torch's Dataset type has no __len__
     if settings.delta >= 1.0 / num_samples:
         log.warning("privacy.delta=%g is not below 1/N = %g: the guarantee is weak", settings.delta, 1.0 / num_samples)
+    assert noise_multiplier is not None  # PrivacySettings.from_config requires it or target_epsilon
     engine = PrivacyEngine(accountant=settings.accountant, secure_mode=settings.secure_mode)
     hooks, private_optimizer, private_loader = engine.make_private(
-        module=discriminator, optimizer=optimizer, data_loader=data_loader, noise_multiplier=noise_multiplier,
-        max_grad_norm=settings.max_grad_norm, poisson_sampling=True, wrap_model=False)
-    privacy = DiscriminatorPrivacy(engine, hooks, private_optimizer, settings, float(noise_multiplier),
-                                   private_loader.sample_rate)
+        module=discriminator,
+        optimizer=optimizer,
+        data_loader=data_loader,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=settings.max_grad_norm,
+        poisson_sampling=True,
+        wrap_model=False,
+    )
+    privacy = DiscriminatorPrivacy(
+        engine, hooks, private_optimizer, settings, float(noise_multiplier), private_loader.sample_rate
+    )
     return privacy, private_loader

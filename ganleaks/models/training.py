@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytorch_lightning as pl
 import torch
@@ -38,25 +38,32 @@ def verify_resume_checkpoint(path: Path, module: torch.nn.Module) -> None:
     """
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - UnpicklingError, a truncated zip, EOFError: all refused
+    except Exception as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         detail = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else type(error).__name__)
         raise CheckpointError(
             f"refusing to resume from {path}: it is not a plain checkpoint of tensors ({detail}); unpickling it "
             "could run code, or it is corrupt. Delete it to train this run from scratch, or use another "
-            "hydra.run.dir") from None
+            "hydra.run.dir"
+        ) from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     expected = module.state_dict()
     if not isinstance(state, dict) or not set(state) & set(expected):
-        raise CheckpointError(f"{path} is not a checkpoint of this model (no matching state_dict); delete it to "
-                              "train from scratch, or use another hydra.run.dir")
-    mismatched = [f"{name} {tuple(value.shape)} != {tuple(expected[name].shape)}" for name, value in state.items()
-                  if name in expected and torch.is_tensor(value) and value.shape != expected[name].shape]
+        raise CheckpointError(
+            f"{path} is not a checkpoint of this model (no matching state_dict); delete it to "
+            "train from scratch, or use another hydra.run.dir"
+        )
+    mismatched = [
+        f"{name} {tuple(value.shape)} != {tuple(expected[name].shape)}"
+        for name, value in state.items()
+        if name in expected and torch.is_tensor(value) and value.shape != expected[name].shape
+    ]
     if mismatched:
         raise CheckpointError(
             f"{path} was written by a different model config than the one asked for now ({'; '.join(mismatched[:3])}"
             f"{'; ...' if len(mismatched) > 3 else ''}): resume with the overrides that started this run, or use "
-            f"another hydra.run.dir, or delete {path.parent} to start over")
+            f"another hydra.run.dir, or delete {path.parent} to start over"
+        )
 
 
 class LastCheckpoint(Callback):
@@ -104,10 +111,13 @@ def build_victim(model_cfg: DictConfig, data_shape: tuple[int, ...], data_kind: 
     """
     nets_cfg = model_cfg.nets.get(data_kind)
     if nets_cfg is None:
-        raise ValueError(f"model={model_cfg.name} has no networks for {data_kind} data (it has: "
-                         f"{', '.join(model_cfg.nets)}); for tabular data use model=wgangp, model=dcgan or model=dpgan")
-    networks = {name: instantiate(node, data_shape=list(data_shape), _convert_="all")
-                for name, node in nets_cfg.items()}
+        raise ValueError(
+            f"model={model_cfg.name} has no networks for {data_kind} data (it has: "
+            f"{', '.join(model_cfg.nets)}); for tabular data use model=wgangp, model=dcgan or model=dpgan"
+        )
+    networks = {
+        name: instantiate(node, data_shape=list(data_shape), _convert_="all") for name, node in nets_cfg.items()
+    }
     return instantiate(model_cfg.module, **networks, _convert_="all")
 
 
@@ -120,7 +130,9 @@ def build_loggers(logger_cfg: DictConfig | None, run_dir: Path) -> list[Logger]:
 
 def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> pl.Trainer:
     """A ``pl.Trainer`` from the plain Trainer kwargs of ``cfg.trainer``, rooted at ``run_dir``."""
-    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True) if cfg.get("trainer") else {}
+    trainer_kwargs = (
+        cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True)) if cfg.get("trainer") else {}
+    )
     callbacks: list[Callback] = [LastCheckpoint(run_dir / "checkpoints", cfg.get("checkpoint_every_n_steps", 500))]
     # A progress bar only on an interactive terminal; in job logs it is noise (metrics go to the loggers).
     interactive = sys.stdout.isatty()
@@ -135,8 +147,10 @@ def _refuse_unsupported_privacy(module: GANModule, model_name: str) -> None:
     from ganleaks.models.privacy import UnsupportedPrivacyError, check_private_discriminator
 
     if module.dp_refusal is not None:
-        raise UnsupportedPrivacyError(f"privacy=dp cannot be applied to model={model_name}: {module.dp_refusal}. "
-                                      "Use model=dpgan (DCGAN with DP-SGD on a GroupNorm discriminator) instead")
+        raise UnsupportedPrivacyError(
+            f"privacy=dp cannot be applied to model={model_name}: {module.dp_refusal}. "
+            "Use model=dpgan (DCGAN with DP-SGD on a GroupNorm discriminator) instead"
+        )
     check_private_discriminator(module.discriminator, model_name)
 
 
@@ -160,7 +174,8 @@ def _refuse_distributed_privacy(trainer: pl.Trainer) -> None:
             "would not describe the trained model (Opacus' distributed DP-SGD is not wired in). Train DP "
             "victims on one device: trainer=default or trainer=gpu, with trainer.devices=1 and no "
             "trainer.strategy / trainer.num_nodes override; to use several devices, train several DP victims "
-            "at once as a sweep (hydra/launcher=joblib, or hydra/launcher=slurm_gpu on a cluster)")
+            "at once as a sweep (hydra/launcher=joblib, or hydra/launcher=slurm_gpu on a cluster)"
+        )
 
 
 def check_trainable(cfg: DictConfig, data_shape: tuple[int, ...], data_kind: str) -> None:
@@ -171,8 +186,10 @@ def check_trainable(cfg: DictConfig, data_shape: tuple[int, ...], data_kind: str
         from ganleaks.models.privacy import PrivacySettings
 
         _refuse_unsupported_privacy(module, cfg.model.name)
-        PrivacySettings.from_config(OmegaConf.to_container(cfg.privacy, resolve=True))
-        trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True) if cfg.get("trainer") else {}
+        PrivacySettings.from_config(cast(dict[str, Any], OmegaConf.to_container(cfg.privacy, resolve=True)))
+        trainer_kwargs = (
+            cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True)) if cfg.get("trainer") else {}
+        )
         # A Trainer only to ask Lightning how many processes it would run on (constructing one starts none).
         _refuse_distributed_privacy(pl.Trainer(**{**trainer_kwargs, "logger": False, "enable_checkpointing": False}))
 
@@ -213,24 +230,30 @@ def fit_victim(cfg: DictConfig, datamodule: Any, run_dir: str | Path) -> GANModu
 
         _refuse_distributed_privacy(trainer)
 
-        settings = PrivacySettings.from_config(OmegaConf.to_container(cfg.privacy, resolve=True))
+        settings = PrivacySettings.from_config(cast(dict[str, Any], OmegaConf.to_container(cfg.privacy, resolve=True)))
         max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 0
         module.privacy, loader = make_discriminator_private(
-            module.discriminator, module.build_optimizer("discriminator"), loader, settings,
-            planned_steps=module.discriminator_steps(max_steps))
+            module.discriminator,
+            module.build_optimizer("discriminator"),
+            loader,
+            settings,
+            planned_steps=module.discriminator_steps(max_steps),
+        )
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+        logger.log_hyperparams(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)))
     checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
     if checkpoint.is_file():
         log.info("resuming from %s", checkpoint)
     # weights_only: our checkpoints hold tensors and plain containers only, so resuming never unpickles code.
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(checkpoint) if checkpoint.is_file() else None,
-                weights_only=True)
+    trainer.fit(
+        module, train_dataloaders=loader, ckpt_path=str(checkpoint) if checkpoint.is_file() else None, weights_only=True
+    )
     if trainer.is_global_zero:
         module.write_sample_grid("final")
         module.export(run_dir, datamodule.data_kind)
         if private:
-            log.info("DP training spent epsilon %.3f at delta %g", module.privacy.epsilon(),
-                     module.privacy.settings.delta)
+            log.info(
+                "DP training spent epsilon %.3f at delta %g", module.privacy.epsilon(), module.privacy.settings.delta
+            )
     trainer.strategy.barrier("ganleaks_export")  # under DDP, no rank returns before the export exists
     return module

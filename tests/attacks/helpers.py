@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 
-
 class TinyGenerator(nn.Module):
     """z (B, latent_dim) -> (B, channels, 16, 16) in [-1, 1]; smooth activations, batch norm."""
 

@@ -7,7 +7,6 @@ import torch
 
 from ganleaks.attacks.discriminator_score import discriminator_scores
 from ganleaks.models.training import build_victim
-
 from tests.attacks.helpers import TinyDiscriminator
 from tests.models.conftest import IMAGE_SHAPE, compose_victim_config
 
@@ -46,5 +45,6 @@ def test_every_victim_discriminator_scores_a_query_the_same_in_any_batch(model):
     assert batched.std() > 0
     torch.testing.assert_close(discriminator_scores(discriminator, x, batch_size=1), batched, rtol=1e-6, atol=1e-6)
     order = torch.randperm(8, generator=torch.Generator().manual_seed(2))
-    torch.testing.assert_close(discriminator_scores(discriminator, x[order], batch_size=3), batched[order],
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        discriminator_scores(discriminator, x[order], batch_size=3), batched[order], rtol=1e-6, atol=1e-6
+    )

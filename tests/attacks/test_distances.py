@@ -101,10 +101,12 @@ def test_prepared_targets_match_direct_lpips(lpips_alex_home, monkeypatch, offli
     z = torch.randn(5, 4, generator=g)
     direct = distance(x, x_hat, z)
     target = distance.prepare(x)
-    for a, b in zip(direct, distance(target, x_hat, z)):
+    for a, b in zip(direct, distance(target, x_hat, z), strict=False):
         torch.testing.assert_close(a, b)
     index = torch.tensor([4, 0, 4])
-    for a, b in zip(distance(x[index], x_hat[index], z[index]), distance(target.select(index), x_hat[index], z[index])):
+    for a, b in zip(
+        distance(x[index], x_hat[index], z[index]), distance(target.select(index), x_hat[index], z[index]), strict=False
+    ):
         torch.testing.assert_close(a, b)
     lpips_only = direct[1] - mean_squared_error(x, x_hat)
     assert (lpips_only > 0).all()  # the LPIPS term contributes

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from ganleaks.attacks.lbfgs import batched_lbfgs
-
 from tests.attacks.helpers import make_generator, quadratic_problems, reconstruction_objective
 
 
@@ -30,7 +29,7 @@ def test_rosenbrock_matches_torch_lbfgs_quality():
         z = z0[i : i + 1].clone().requires_grad_(True)
         reference = torch.optim.LBFGS([z], max_iter=300, line_search_fn="strong_wolfe")
 
-        def closure():
+        def closure(reference=reference, z=z):  # bound now: called only inside this iteration
             reference.zero_grad()
             loss = rosenbrock(z).sum()
             loss.backward()

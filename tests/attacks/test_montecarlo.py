@@ -6,7 +6,6 @@ import torch
 
 from ganleaks.attacks.montecarlo import MonteCarloAttack, monte_carlo_scores
 from ganleaks.attacks.nearest_neighbor import SampleBank
-
 from tests.attacks.helpers import make_generator
 
 

@@ -7,7 +7,6 @@ import torch
 
 from ganleaks.attacks import nearest_neighbor
 from ganleaks.attacks.nearest_neighbor import SampleBank, nearest_neighbors
-
 from tests.attacks.helpers import make_generator
 
 
@@ -29,7 +28,7 @@ def test_equals_brute_force_cdist():
     generator = make_generator(0)
     bank = SampleBank(generator, 700, seed=0, chunk_size=64)
     g = torch.Generator().manual_seed(0)
-    queries = (torch.rand(37, 1, 16, 16, generator=g) * 2 - 1)
+    queries = torch.rand(37, 1, 16, 16, generator=g) * 2 - 1
     samples = torch.cat([chunk for _, chunk in bank.chunks()])
     distances = torch.cdist(queries.flatten(1).double(), samples.flatten(1).double()) ** 2
     expected_d, expected_i = distances.topk(3, dim=1, largest=False)

@@ -8,7 +8,6 @@ import scipy.optimize
 import torch
 
 from ganleaks.attacks.powell import batched_powell
-
 from tests.attacks.helpers import make_generator, quadratic_problems, reconstruction_objective
 
 
@@ -111,6 +110,7 @@ def test_at_least_as_good_as_scipy_powell_with_fewer_evaluations():
     z0 = torch.randn(n, 12, generator=g)
     scipy_losses, scipy_evals = [], []
     for i in range(n):
+
         def fun(v, i=i):
             with torch.no_grad():
                 return float(objective(torch.as_tensor(v, dtype=torch.float32)[None], torch.tensor([i])))

@@ -7,7 +7,6 @@ import torch
 
 from ganleaks.attacks.distances import ReconstructionDistance
 from ganleaks.attacks.reconstruction import LatentReconstructor, random_latents
-
 from tests.attacks.helpers import make_generator
 
 

@@ -145,8 +145,10 @@ def test_mimic_refuses_nan_and_non_binary(tmp_path):
 
 def test_checkins_normalised_and_grouped_by_user(tmp_path):
     path = tmp_path / "checkins.csv"
-    path.write_text("lat,lon,timestamp,user\n" + "\n".join(
-        f"{40 + i * 0.01},{-74 - i * 0.02},{1000 + i},{'u' + str(i % 3)}" for i in range(9)))
+    path.write_text(
+        "lat,lon,timestamp,user\n"
+        + "\n".join(f"{40 + i * 0.01},{-74 - i * 0.02},{1000 + i},{'u' + str(i % 3)}" for i in range(9))
+    )
     rows = load_checkins(str(path), use_timestamp=True)
     assert rows.data.shape == (9, 3)
     assert rows.data.min() == -1 and rows.data.max() == 1

@@ -154,7 +154,8 @@ def test_tpr_at_low_fpr_needs_enough_nonmembers():
         else:
             assert result["tpr_at_fpr_0.001"] is None and result["tpr_at_fpr_0.001_ci"] is None
             assert result["not_estimable"]["tpr_at_fpr_0.001"] == (
-                f"needs at least 1000 non-members, got {n_nonmembers}")
+                f"needs at least 1000 non-members, got {n_nonmembers}"
+            )
         assert isinstance(result["tpr_at_fpr_0.01"], float)  # 100 suffice for 1%
 
 
@@ -182,8 +183,9 @@ def test_degenerate_inputs_give_sensible_intervals_without_warnings():
     assert constant["auc_ci"] == [0.5, 0.5] and constant["tpr_at_fpr_0.1_ci"] == [0.0, 0.0]
     assert perfect["auc"] == 1.0 and perfect["auc_ci"] == [1.0, 1.0] and perfect["tpr_at_fpr_0.1_ci"] == [1.0, 1.0]
     assert single["auc"] == 1.0 and all(single[f"{key}_ci"] is None for key in INTERVAL_KEYS)
-    assert single["not_estimable"]["auc_ci"] == ("a bootstrap interval needs at least 2 members and 2 non-members, "
-                                                 "got 1 and 3")
+    assert single["not_estimable"]["auc_ci"] == (
+        "a bootstrap interval needs at least 2 members and 2 non-members, got 1 and 3"
+    )
     assert single["ci_method"] is None and single["n_bootstrap"] == 0
 
 
@@ -193,8 +195,7 @@ def test_auc_interval_covers_the_true_auc_about_95_percent_of_the_time():
     repetitions = 100
     covered = 0
     for repetition in range(repetitions):
-        low, high = membership_metrics(*_two_normals(150, separation, seed=100 + repetition),
-                                       seed=repetition)["auc_ci"]
+        low, high = membership_metrics(*_two_normals(150, separation, seed=100 + repetition), seed=repetition)["auc_ci"]
         covered += low <= true_auc <= high
     # 95% nominal; 100 repetitions have a binomial standard deviation of ~2.2 points.
     assert 0.88 <= covered / repetitions <= 0.99

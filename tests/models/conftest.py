@@ -18,16 +18,31 @@ ROW_DIM = 12
 
 # Shrinks every family's nets to a few thousand parameters.
 TINY = {
-    "dcgan": ["model.nets.image.generator.base_channels=8", "model.nets.image.discriminator.base_channels=8",
-              "model.nets.tabular.generator.hidden_dims=[32]", "model.nets.tabular.discriminator.hidden_dims=[32]"],
-    "wgangp": ["model.nets.image.generator.base_channels=8", "model.nets.image.discriminator.base_channels=8",
-               "model.nets.tabular.generator.hidden_dims=[32]", "model.nets.tabular.discriminator.hidden_dims=[32]",
-               "model.module.n_critic=2"],
-    "pggan": ["model.nets.image.generator.fmap_base=32", "model.nets.image.generator.fmap_max=16",
-              "model.nets.image.discriminator.fmap_base=32", "model.nets.image.discriminator.fmap_max=16",
-              "model.module.images_per_phase=16"],
-    "vaegan": ["model.nets.image.generator.base_channels=8", "model.nets.image.discriminator.base_channels=8",
-               "model.nets.image.encoder.base_channels=8"],
+    "dcgan": [
+        "model.nets.image.generator.base_channels=8",
+        "model.nets.image.discriminator.base_channels=8",
+        "model.nets.tabular.generator.hidden_dims=[32]",
+        "model.nets.tabular.discriminator.hidden_dims=[32]",
+    ],
+    "wgangp": [
+        "model.nets.image.generator.base_channels=8",
+        "model.nets.image.discriminator.base_channels=8",
+        "model.nets.tabular.generator.hidden_dims=[32]",
+        "model.nets.tabular.discriminator.hidden_dims=[32]",
+        "model.module.n_critic=2",
+    ],
+    "pggan": [
+        "model.nets.image.generator.fmap_base=32",
+        "model.nets.image.generator.fmap_max=16",
+        "model.nets.image.discriminator.fmap_base=32",
+        "model.nets.image.discriminator.fmap_max=16",
+        "model.module.images_per_phase=16",
+    ],
+    "vaegan": [
+        "model.nets.image.generator.base_channels=8",
+        "model.nets.image.discriminator.base_channels=8",
+        "model.nets.image.encoder.base_channels=8",
+    ],
 }
 TINY["dpgan"] = TINY["dcgan"]
 
@@ -62,8 +77,13 @@ class TinyDataModule(pl.LightningDataModule):
         return len(self.train_dataset)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(
+            self.train_dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
 
 
 class WritesMarker:
@@ -91,10 +111,20 @@ def compose_victim_config(model: str, *overrides: str, max_steps: int = 4) -> Di
 
     ``privacy`` comes before ``model`` so that ``model=dpgan`` can override it to ``dp``.
     """
-    base = ["+privacy=none", f"+model={model}", "+trainer=cpu", "+logger=csv", "+seed=0",
-            f"trainer.max_steps={max_steps}", "+trainer.enable_progress_bar=false",
-            "+trainer.enable_model_summary=false", "trainer.log_every_n_steps=1",
-            "model.module.sample_every_n_steps=0", "model.latent_dim=8", "model.module.num_grid_samples=4"]
+    base = [
+        "+privacy=none",
+        f"+model={model}",
+        "+trainer=cpu",
+        "+logger=csv",
+        "+seed=0",
+        f"trainer.max_steps={max_steps}",
+        "+trainer.enable_progress_bar=false",
+        "+trainer.enable_model_summary=false",
+        "trainer.log_every_n_steps=1",
+        "model.module.sample_every_n_steps=0",
+        "model.latent_dim=8",
+        "model.module.num_grid_samples=4",
+    ]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         return compose(overrides=base + TINY.get(model, []) + list(overrides))
 
@@ -102,5 +132,10 @@ def compose_victim_config(model: str, *overrides: str, max_steps: int = 4) -> Di
 @pytest.fixture
 def tiny() -> SimpleNamespace:
     """Helpers for the victim tests (a fixture, so test modules need not import conftest)."""
-    return SimpleNamespace(config=compose_victim_config, datamodule=TinyDataModule, images=random_images,
-                           codes=random_codes, WritesMarker=WritesMarker)
+    return SimpleNamespace(
+        config=compose_victim_config,
+        datamodule=TinyDataModule,
+        images=random_images,
+        codes=random_codes,
+        WritesMarker=WritesMarker,
+    )

@@ -20,8 +20,13 @@ def _export_dcgan(run_dir: Path) -> DCGANGenerator:
     generator = DCGANGenerator(latent_dim=8, data_shape=(1, 16, 16), base_channels=4)
     generator.train()(torch.randn(16, 8))  # move BatchNorm running stats off their defaults
     save_network(generator, run_dir, "generator", latent_dim=8, data_kind="image")
-    save_network(DCGANDiscriminator(data_shape=(1, 16, 16), base_channels=4), run_dir, "discriminator",
-                 latent_dim=8, data_kind="image")
+    save_network(
+        DCGANDiscriminator(data_shape=(1, 16, 16), base_channels=4),
+        run_dir,
+        "discriminator",
+        latent_dim=8,
+        data_kind="image",
+    )
     return generator.eval()
 
 

@@ -31,8 +31,13 @@ def _mean_nearest_member_distance(generator: torch.nn.Module, members: torch.Ten
 def test_dcgan_samples_move_onto_the_training_digits(tiny, tmp_path: Path) -> None:
     members = _digits(64)
     data = tiny.datamodule(members, "image", batch_size=16)
-    config = tiny.config("dcgan", "model.latent_dim=16", "model.nets.image.generator.base_channels=16",
-                           "model.nets.image.discriminator.base_channels=16", max_steps=800)
+    config = tiny.config(
+        "dcgan",
+        "model.latent_dim=16",
+        "model.nets.image.generator.base_channels=16",
+        "model.nets.image.discriminator.base_channels=16",
+        max_steps=800,
+    )
     untrained = build_victim(config.model, data.data_shape, data.data_kind).generator
     fit_victim(config, data, tmp_path)
     before = _mean_nearest_member_distance(untrained, members)

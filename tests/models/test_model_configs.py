@@ -16,8 +16,11 @@ MODELS = sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml"))
 
 def test_the_zoo_is_complete() -> None:
     assert MODELS == ["dcgan", "dpgan", "pggan", "vaegan", "wgangp"]
-    for group, options in {"privacy": ["dp", "none"], "trainer": ["cpu", "ddp", "default", "gpu"],
-                           "logger": ["csv", "tensorboard", "wandb"]}.items():
+    for group, options in {
+        "privacy": ["dp", "none"],
+        "trainer": ["cpu", "ddp", "default", "gpu"],
+        "logger": ["csv", "tensorboard", "wandb"],
+    }.items():
         assert sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml")) == options
 
 

@@ -38,31 +38,43 @@ class GANModule(pl.LightningModule):
     network_names: ClassVar[tuple[str, ...]] = ("generator", "discriminator")
     #: why DP-SGD on the discriminator cannot protect this family (``None``: it can).
     dp_refusal: ClassVar[str | None] = None
+    fixed_latent: torch.Tensor  # a buffer (registered in __init__)
 
-    def __init__(self, *, generator: nn.Module, discriminator: nn.Module, generator_optimizer: OptimizerFactory,
-                 discriminator_optimizer: OptimizerFactory, sample_every_n_steps: int = 500,
-                 num_grid_samples: int = 64, grid_seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        generator_optimizer: OptimizerFactory,
+        discriminator_optimizer: OptimizerFactory,
+        sample_every_n_steps: int = 500,
+        num_grid_samples: int = 64,
+        grid_seed: int = 0,
+    ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
         self.optimizer_factories = {"generator": generator_optimizer, "discriminator": discriminator_optimizer}
         self.sample_every_n_steps = int(sample_every_n_steps)
-        self.register_buffer("fixed_latent", torch.randn(
-            num_grid_samples, generator.latent_dim, generator=torch.Generator().manual_seed(grid_seed)))
+        latent_dim = int(generator.latent_dim)  # type: ignore[arg-type]
+        self.register_buffer(
+            "fixed_latent",
+            torch.randn(num_grid_samples, latent_dim, generator=torch.Generator().manual_seed(grid_seed)),
+        )
         #: Opacus state of the discriminator (``ganleaks.models.privacy.DiscriminatorPrivacy``), set by
         #: ``fit_victim`` for ``privacy=dp`` before training.
         self.privacy: Any = None
-        self._next_grid_step = 0
+        self._next_grid_step: float = 0  # math.inf when grids are off
 
     # ------------------------------------------------------------------ shape of the model
     @property
     def latent_dim(self) -> int:
-        return self.generator.latent_dim
+        return int(self.generator.latent_dim)  # type: ignore[arg-type]
 
     @property
     def data_shape(self) -> tuple[int, ...]:
-        return tuple(self.generator.data_shape)
+        return tuple(self.generator.data_shape)  # type: ignore[arg-type]
 
     def networks(self) -> dict[str, nn.Module]:
         return {name: getattr(self, name) for name in self.network_names}
@@ -77,8 +89,12 @@ class GANModule(pl.LightningModule):
         return self.optimizer_factories[name](getattr(self, name).parameters())
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [self.privacy.optimizer if name == "discriminator" and self.privacy is not None
-                else self.build_optimizer(name) for name in self.network_names]
+        return [
+            self.privacy.optimizer
+            if name == "discriminator" and self.privacy is not None
+            else self.build_optimizer(name)
+            for name in self.network_names
+        ]
 
     @contextmanager
     def optimizing(self, name: str) -> Iterator[Callable[[torch.Tensor], None]]:
@@ -88,7 +104,7 @@ class GANModule(pl.LightningModule):
         ``toggle_optimizer``, so build the loss inside it); the discriminator's per-sample
         gradient hooks are paused unless ``name`` is the discriminator.
         """
-        optimizer = self.optimizers()[self.network_names.index(name)]
+        optimizer = self.optimizers()[self.network_names.index(name)]  # type: ignore[index]  # always a list here
         self.toggle_optimizer(optimizer)
         paused = self.privacy.hooks_paused() if self.privacy is not None and name != "discriminator" else nullcontext()
         try:
@@ -118,7 +134,7 @@ class GANModule(pl.LightningModule):
         # noise-only DP step, so the accountant counts every sampling round; nothing else trains.
         if self.privacy is None:
             return
-        optimizer = self.optimizers()[self.network_names.index("discriminator")]
+        optimizer = self.optimizers()[self.network_names.index("discriminator")]  # type: ignore[index]  # a list
         optimizer.zero_grad()
         self.privacy.prepare_empty_step()
         optimizer.step()
@@ -188,8 +204,10 @@ class GANModule(pl.LightningModule):
         private_checkpoint = "privacy_accountant" in checkpoint
         if private_checkpoint != (self.privacy is not None):
             was, now = ("with", "without") if private_checkpoint else ("without", "with")
-            raise ValueError(f"the checkpoint to resume was trained {was} privacy=dp but this run is {now} it; "
-                             "resume with the same privacy settings, or train into a new run folder")
+            raise ValueError(
+                f"the checkpoint to resume was trained {was} privacy=dp but this run is {now} it; "
+                "resume with the same privacy settings, or train into a new run folder"
+            )
         if private_checkpoint:
             self.privacy.load_state_dict(checkpoint["privacy_accountant"])
 

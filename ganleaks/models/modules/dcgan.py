@@ -24,5 +24,8 @@ class DCGANModule(GANModule):
         with self.optimizing("generator") as step:
             g_loss = generator_nonsaturating_loss(self.discriminator(self.generate(self.sample_latent(batch_size))))
             step(g_loss)
-        self.log_dict({"loss/discriminator": d_loss.detach(), "loss/generator": g_loss.detach()},
-                      prog_bar=True, batch_size=batch_size)
+        self.log_dict(
+            {"loss/discriminator": d_loss.detach(), "loss/generator": g_loss.detach()},
+            prog_bar=True,
+            batch_size=batch_size,
+        )

@@ -3,13 +3,16 @@ plus the drift term; equalised learning rate, pixel norm and minibatch stddev li
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from ganleaks.models.losses import drift_penalty
 from ganleaks.models.modules.wgangp import WGANGPModule
+
+if TYPE_CHECKING:
+    from ganleaks.models.nets.pggan import PGGANDiscriminator, PGGANGenerator
 
 
 def growth_schedule(images_shown: int, images_per_phase: int, max_stage: int) -> tuple[int, float]:
@@ -37,7 +40,7 @@ def growth_schedule(images_shown: int, images_per_phase: int, max_stage: int) ->
 def fade_real(real: torch.Tensor, stage: int, alpha: float) -> torch.Tensor:
     """Real images as the critic sees them at ``stage``: average-pooled to the stage resolution
     and, while fading in, blended with their upsampled half-resolution version (weight ``1 - alpha``)."""
-    resolution = 4 * 2 ** stage
+    resolution = 4 * 2**stage
     real = F.adaptive_avg_pool2d(real, resolution)
     if stage > 0 and alpha < 1.0:
         coarse = F.interpolate(F.avg_pool2d(real, 2), scale_factor=2, mode="nearest")
@@ -53,6 +56,10 @@ class PGGANModule(WGANGPModule):
         drift_weight: weight eps_drift of ``E[D(x)^2]``.
         **kwargs: as :class:`WGANGPModule` (PGGAN uses ``n_critic=1``).
     """
+
+    generator: PGGANGenerator
+    discriminator: PGGANDiscriminator
+    images_shown: torch.Tensor  # a buffer (registered in __init__)
 
     def __init__(self, *, images_per_phase: int = 10_000, drift_weight: float = 1e-3, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -76,5 +83,7 @@ class PGGANModule(WGANGPModule):
         self.discriminator.set_growth(stage, alpha)
         super().train_batch(fade_real(real, stage, alpha))
         self.images_shown += real.shape[0]
-        self.log_dict({"growth/stage": float(stage), "growth/alpha": alpha,
-                       "growth/resolution": float(4 * 2 ** stage)}, batch_size=real.shape[0])
+        self.log_dict(
+            {"growth/stage": float(stage), "growth/alpha": alpha, "growth/resolution": float(4 * 2**stage)},
+            batch_size=real.shape[0],
+        )

@@ -10,7 +10,7 @@ discriminator's last hidden features of ``x`` and its reconstruction (the learne
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,6 +22,9 @@ from ganleaks.models.losses import (
     kl_divergence_standard_normal,
 )
 from ganleaks.models.modules.base import GANModule
+
+if TYPE_CHECKING:
+    from ganleaks.models.nets.dcgan import DCGANDiscriminator
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -41,12 +44,22 @@ class VAEGANModule(GANModule):
             have ``features``).
     """
 
+    discriminator: DCGANDiscriminator  # the one discriminator with ``features``
     network_names = ("discriminator", "encoder", "generator")
-    dp_refusal = ("its encoder and decoder train on the real images directly (reconstruction loss), so DP-SGD "
-                  "on the discriminator alone would not make the released generator private")
+    dp_refusal = (
+        "its encoder and decoder train on the real images directly (reconstruction loss), so DP-SGD "
+        "on the discriminator alone would not make the released generator private"
+    )
 
-    def __init__(self, *, encoder: nn.Module, encoder_optimizer: Callable[..., torch.optim.Optimizer],
-                 kl_weight: float = 0.01, reconstruction_weight: float = 1.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        encoder: nn.Module,
+        encoder_optimizer: Callable[..., torch.optim.Optimizer],
+        kl_weight: float = 0.01,
+        reconstruction_weight: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if not hasattr(self.discriminator, "features"):
             raise ValueError("VAEGAN needs a discriminator with a features(x) method (DCGANDiscriminator)")
@@ -65,8 +78,9 @@ class VAEGANModule(GANModule):
         with self.optimizing("discriminator") as step:
             reconstruction = self.generator(reparameterize(*self.encoder(real))).detach()
             prior = self.generator(self.sample_latent(batch_size)).detach()
-            d_loss = discriminator_bce_loss(self.discriminator(real),
-                                            self.discriminator(torch.cat([reconstruction, prior])))
+            d_loss = discriminator_bce_loss(
+                self.discriminator(real), self.discriminator(torch.cat([reconstruction, prior]))
+            )
             step(d_loss)
         with self.optimizing("encoder") as step:
             mu, logvar = self.encoder(real)
@@ -76,10 +90,18 @@ class VAEGANModule(GANModule):
         with self.optimizing("generator") as step:
             reconstruction = self.generator(reparameterize(*self.encoder(real)))
             prior = self.generator(self.sample_latent(batch_size))
-            gan_loss = (generator_nonsaturating_loss(self.discriminator(reconstruction))
-                        + generator_nonsaturating_loss(self.discriminator(prior)))
+            gan_loss = generator_nonsaturating_loss(self.discriminator(reconstruction)) + generator_nonsaturating_loss(
+                self.discriminator(prior)
+            )
             g_loss = self.reconstruction_weight * self._feature_loss(real, reconstruction) + gan_loss
             step(g_loss)
-        self.log_dict({"loss/discriminator": d_loss.detach(), "loss/kl": kl.detach(),
-                       "loss/feature_reconstruction": feature_loss.detach(), "loss/generator": g_loss.detach()},
-                      prog_bar=True, batch_size=batch_size)
+        self.log_dict(
+            {
+                "loss/discriminator": d_loss.detach(),
+                "loss/kl": kl.detach(),
+                "loss/feature_reconstruction": feature_loss.detach(),
+                "loss/generator": g_loss.detach(),
+            },
+            prog_bar=True,
+            batch_size=batch_size,
+        )

@@ -13,6 +13,7 @@ from ganleaks.models.modules.base import GANModule
 
 
 class WGANGPModule(GANModule):
+    critic_steps: torch.Tensor  # a buffer (registered in __init__)
     """WGAN-GP training.
 
     Args:
@@ -21,8 +22,10 @@ class WGANGPModule(GANModule):
         **kwargs: as :class:`GANModule`.
     """
 
-    dp_refusal = ("its gradient penalty differentiates the critic's input gradient (double backpropagation), "
-                  "which Opacus' per-sample gradients cannot do")
+    dp_refusal = (
+        "its gradient penalty differentiates the critic's input gradient (double backpropagation), "
+        "which Opacus' per-sample gradients cannot do"
+    )
 
     def __init__(self, *, n_critic: int = 5, gp_weight: float = 10.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -41,8 +44,11 @@ class WGANGPModule(GANModule):
         real_scores = self.discriminator(real)
         wasserstein = critic_wasserstein_loss(real_scores, self.discriminator(fake))
         penalty = gradient_penalty(self.discriminator, real, fake)
-        parts = {"loss/critic": wasserstein + self.gp_weight * penalty, "loss/gradient_penalty": penalty,
-                 "wasserstein_distance": -wasserstein}
+        parts = {
+            "loss/critic": wasserstein + self.gp_weight * penalty,
+            "loss/gradient_penalty": penalty,
+            "wasserstein_distance": -wasserstein,
+        }
         return parts["loss/critic"], parts
 
     def train_batch(self, real: torch.Tensor) -> None:

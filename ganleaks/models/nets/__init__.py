@@ -16,8 +16,15 @@ from ganleaks.models.nets.vaegan import VAEGANEncoder
 
 NETWORK_CLASSES = {
     f"{cls.__module__}.{cls.__qualname__}": cls
-    for cls in (DCGANGenerator, DCGANDiscriminator, MLPGenerator, MLPDiscriminator, PGGANGenerator,
-                PGGANDiscriminator, VAEGANEncoder)
+    for cls in (
+        DCGANGenerator,
+        DCGANDiscriminator,
+        MLPGenerator,
+        MLPDiscriminator,
+        PGGANGenerator,
+        PGGANDiscriminator,
+        VAEGANEncoder,
+    )
 }
 
 __all__ = [

@@ -32,12 +32,16 @@ def image_shape(data_shape: Sequence[int], family: str, min_resolution: int) -> 
     """
     shape = tuple(int(s) for s in data_shape)
     if len(shape) != 3:
-        raise ValueError(f"{family} nets need image data of shape (C, H, W), got {shape}; "
-                         "for tabular rows (D,) use a model with MLP nets (model=wgangp or model=dcgan)")
+        raise ValueError(
+            f"{family} nets need image data of shape (C, H, W), got {shape}; "
+            "for tabular rows (D,) use a model with MLP nets (model=wgangp or model=dcgan)"
+        )
     channels, height, width = shape
     if height != width or height < min_resolution or height & (height - 1):
-        raise ValueError(f"{family} nets need square power-of-two images of side >= {min_resolution}, "
-                         f"got {height}x{width}; set the data resolution to e.g. 32 or 64")
+        raise ValueError(
+            f"{family} nets need square power-of-two images of side >= {min_resolution}, "
+            f"got {height}x{width}; set the data resolution to e.g. 32 or 64"
+        )
     if channels < 1:
         raise ValueError(f"{family} nets need at least one image channel, got {shape}")
     return shape
@@ -72,4 +76,3 @@ def dcgan_init_(module: nn.Module) -> None:
             if layer.weight is not None:
                 nn.init.normal_(layer.weight, 1.0, 0.02)
                 nn.init.zeros_(layer.bias)
-

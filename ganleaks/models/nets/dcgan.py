@@ -37,8 +37,9 @@ class DCGANGenerator(nn.Module):
         ``forward(z: (B, latent_dim)) -> (B, C, H, W)`` in ``[-1, 1]``.
     """
 
-    def __init__(self, *, latent_dim: int, data_shape: Sequence[int], base_channels: int = 64,
-                 max_channels: int = 512) -> None:
+    def __init__(
+        self, *, latent_dim: int, data_shape: Sequence[int], base_channels: int = 64, max_channels: int = 512
+    ) -> None:
         super().__init__()
         self.kwargs = constructor_kwargs(locals())
         self.latent_dim = int(latent_dim)
@@ -50,9 +51,12 @@ class DCGANGenerator(nn.Module):
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(),
         ]
-        for width_in, width_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.ConvTranspose2d(width_in, width_out, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(width_out), nn.ReLU()]
+        for width_in, width_out in zip(widths[:-1], widths[1:], strict=False):
+            layers += [
+                nn.ConvTranspose2d(width_in, width_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width_out),
+                nn.ReLU(),
+            ]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init_(self)
@@ -75,8 +79,9 @@ class DCGANDiscriminator(nn.Module):
         ``features(x) -> (B, F, 4, 4)``, the last hidden layer (VAEGAN's reconstruction space).
     """
 
-    def __init__(self, *, data_shape: Sequence[int], base_channels: int = 64, max_channels: int = 512,
-                 norm: str = "batch") -> None:
+    def __init__(
+        self, *, data_shape: Sequence[int], base_channels: int = 64, max_channels: int = 512, norm: str = "batch"
+    ) -> None:
         super().__init__()
         self.kwargs = constructor_kwargs(locals())
         self.data_shape = image_shape(data_shape, "DCGAN", 8)
@@ -84,9 +89,12 @@ class DCGANDiscriminator(nn.Module):
         widths = _widths(resolution, base_channels, max_channels)[::-1]
         # No normalisation on the first layer (Radford et al.); never inplace, for Opacus' hooks.
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2)]
-        for width_in, width_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Conv2d(width_in, width_out, 4, 2, 1, bias=norm == "none"),
-                       norm_2d(norm, width_out), nn.LeakyReLU(0.2)]
+        for width_in, width_out in zip(widths[:-1], widths[1:], strict=False):
+            layers += [
+                nn.Conv2d(width_in, width_out, 4, 2, 1, bias=norm == "none"),
+                norm_2d(norm, width_out),
+                nn.LeakyReLU(0.2),
+            ]
         self.body = nn.Sequential(*layers)
         self.head = nn.Conv2d(widths[-1], 1, 4, 1, 0)
         dcgan_init_(self)

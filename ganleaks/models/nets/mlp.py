@@ -18,8 +18,10 @@ from ganleaks.models.nets.common import constructor_kwargs
 def _row_shape(data_shape: Sequence[int]) -> tuple[int]:
     shape = tuple(int(s) for s in data_shape)
     if len(shape) != 1 or shape[0] < 1:
-        raise ValueError(f"MLP nets need tabular rows of shape (D,), got {shape}; "
-                         "image data uses the convolutional nets of the same model")
+        raise ValueError(
+            f"MLP nets need tabular rows of shape (D,), got {shape}; "
+            "image data uses the convolutional nets of the same model"
+        )
     return shape
 
 
@@ -36,8 +38,14 @@ class MLPGenerator(nn.Module):
         ``forward(z: (B, latent_dim)) -> (B, D)`` in ``[-1, 1]``.
     """
 
-    def __init__(self, *, latent_dim: int, data_shape: Sequence[int], hidden_dims: Sequence[int] = (256, 256),
-                 batch_norm: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        latent_dim: int,
+        data_shape: Sequence[int],
+        hidden_dims: Sequence[int] = (256, 256),
+        batch_norm: bool = True,
+    ) -> None:
         super().__init__()
         self.kwargs = constructor_kwargs(locals())
         self.latent_dim = int(latent_dim)

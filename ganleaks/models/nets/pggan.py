@@ -34,8 +34,9 @@ SCORING_REFERENCE_SEED = 0
 class EqualizedConv2d(nn.Module):
     """Conv2d whose weights are ``N(0, 1)`` and rescaled at run time by He's constant."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0,
-                 gain: float = math.sqrt(2)) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0, gain: float = math.sqrt(2)
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels))
@@ -84,8 +85,9 @@ def minibatch_stddev(x: torch.Tensor, eps: float = 1e-8, reference: torch.Tensor
     return torch.cat([x, std.view(-1, 1, 1, 1).expand(x.shape[0], 1, *x.shape[2:])], dim=1)
 
 
-def scoring_reference_images(data_shape: Sequence[int], num: int = SCORING_GROUP_SIZE - 1,
-                             seed: int = SCORING_REFERENCE_SEED) -> torch.Tensor:
+def scoring_reference_images(
+    data_shape: Sequence[int], num: int = SCORING_GROUP_SIZE - 1, seed: int = SCORING_REFERENCE_SEED
+) -> torch.Tensor:
     """The default fixed group of a :class:`PGGANDiscriminator` in eval mode: ``(num, C, H, W)``
     uniform noise in ``[-1, 1]`` from ``seed``.
 
@@ -114,6 +116,9 @@ class _ConvAct(nn.Module):
 class _GrowthState(nn.Module):
     """Stage / fade-in buffers shared by both networks."""
 
+    stage: torch.Tensor  # buffers (registered in _init_growth)
+    alpha: torch.Tensor
+
     def _init_growth(self, resolution: int, stage: int, alpha: float) -> None:
         self.max_stage = int(math.log2(resolution)) - 2
         if not 0 <= stage <= self.max_stage:
@@ -134,7 +139,7 @@ class _GrowthState(nn.Module):
 
 
 def _widths(max_stage: int, fmap_base: int, fmap_max: int) -> list[int]:
-    return [min(fmap_max, fmap_base // 2 ** stage) for stage in range(max_stage + 1)]
+    return [min(fmap_max, fmap_base // 2**stage) for stage in range(max_stage + 1)]
 
 
 class PGGANGenerator(_GrowthState):
@@ -152,8 +157,16 @@ class PGGANGenerator(_GrowthState):
         ``synthesize(z) -> (B, C, r, r)`` at the stage resolution ``r``.
     """
 
-    def __init__(self, *, latent_dim: int, data_shape: Sequence[int], fmap_base: int = 1024, fmap_max: int = 256,
-                 stage: int = 0, alpha: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        latent_dim: int,
+        data_shape: Sequence[int],
+        fmap_base: int = 1024,
+        fmap_max: int = 256,
+        stage: int = 0,
+        alpha: float = 1.0,
+    ) -> None:
         super().__init__()
         self.kwargs = constructor_kwargs(locals())
         self.latent_dim = int(latent_dim)
@@ -163,11 +176,17 @@ class PGGANGenerator(_GrowthState):
         widths = _widths(self.max_stage, fmap_base, fmap_max)
         self.input = EqualizedLinear(self.latent_dim, widths[0] * 16, gain=math.sqrt(2) / 4)
         self.input_conv = _ConvAct(widths[0], widths[0], 3, 1, pixelnorm=True)
-        self.blocks = nn.ModuleList([nn.Identity()] + [
-            nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                          _ConvAct(widths[s - 1], widths[s], 3, 1, pixelnorm=True),
-                          _ConvAct(widths[s], widths[s], 3, 1, pixelnorm=True))
-            for s in range(1, self.max_stage + 1)])
+        self.blocks = nn.ModuleList(
+            [nn.Identity()]
+            + [
+                nn.Sequential(
+                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    _ConvAct(widths[s - 1], widths[s], 3, 1, pixelnorm=True),
+                    _ConvAct(widths[s], widths[s], 3, 1, pixelnorm=True),
+                )
+                for s in range(1, self.max_stage + 1)
+            ]
+        )
         self.to_rgb = nn.ModuleList([EqualizedConv2d(w, channels, 1, gain=1.0) for w in widths])
 
     def synthesize(self, z: torch.Tensor) -> torch.Tensor:
@@ -192,6 +211,8 @@ class PGGANGenerator(_GrowthState):
 
 
 class PGGANDiscriminator(_GrowthState):
+    scoring_reference: torch.Tensor  # a non-persistent buffer (registered in __init__)
+
     """Progressively grown critic.
 
     Args:
@@ -206,8 +227,15 @@ class PGGANDiscriminator(_GrowthState):
         on ``x[i]`` alone (batch size and order do not matter).
     """
 
-    def __init__(self, *, data_shape: Sequence[int], fmap_base: int = 1024, fmap_max: int = 256,
-                 stage: int = 0, alpha: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        data_shape: Sequence[int],
+        fmap_base: int = 1024,
+        fmap_max: int = 256,
+        stage: int = 0,
+        alpha: float = 1.0,
+    ) -> None:
         super().__init__()
         self.kwargs = constructor_kwargs(locals())
         self.data_shape = image_shape(data_shape, "PGGAN", 4)
@@ -215,11 +243,17 @@ class PGGANDiscriminator(_GrowthState):
         self._init_growth(resolution, stage, alpha)
         widths = _widths(self.max_stage, fmap_base, fmap_max)
         self.from_rgb = nn.ModuleList([EqualizedConv2d(channels, w, 1) for w in widths])
-        self.blocks = nn.ModuleList([nn.Identity()] + [
-            nn.Sequential(_ConvAct(widths[s], widths[s], 3, 1, pixelnorm=False),
-                          _ConvAct(widths[s], widths[s - 1], 3, 1, pixelnorm=False),
-                          nn.AvgPool2d(2))
-            for s in range(1, self.max_stage + 1)])
+        self.blocks = nn.ModuleList(
+            [nn.Identity()]
+            + [
+                nn.Sequential(
+                    _ConvAct(widths[s], widths[s], 3, 1, pixelnorm=False),
+                    _ConvAct(widths[s], widths[s - 1], 3, 1, pixelnorm=False),
+                    nn.AvgPool2d(2),
+                )
+                for s in range(1, self.max_stage + 1)
+            ]
+        )
         self.final_conv = _ConvAct(widths[0] + 1, widths[0], 3, 1, pixelnorm=False)
         self.final_dense = _ConvAct(widths[0], widths[0], 4, 0, pixelnorm=False)
         self.output = EqualizedLinear(widths[0], 1, gain=1.0)
@@ -230,8 +264,10 @@ class PGGANDiscriminator(_GrowthState):
         """Score eval-mode queries inside a group of each query plus ``images`` ``(R, C, H, W)``
         in ``[-1, 1]`` (e.g. seeded generated samples) instead of the default noise group."""
         if images.ndim != 4 or images.shape[0] < 1 or tuple(images.shape[1:]) != tuple(self.data_shape):
-            raise ValueError(f"the scoring reference must be (R >= 1, {', '.join(map(str, self.data_shape))}) "
-                             f"images, got shape {tuple(images.shape)}")
+            raise ValueError(
+                f"the scoring reference must be (R >= 1, {', '.join(map(str, self.data_shape))}) "
+                f"images, got shape {tuple(images.shape)}"
+            )
         if not torch.isfinite(images).all():
             raise ValueError("the scoring reference holds NaN or inf; pass finite images in [-1, 1]")
         self.scoring_reference = images.detach().to(self.scoring_reference)

@@ -31,8 +31,15 @@ class VAEGANEncoder(nn.Module):
         ``forward(x: (B, C, H, W)) -> (mu, logvar)``, each ``(B, latent_dim)``.
     """
 
-    def __init__(self, *, latent_dim: int, data_shape: Sequence[int], base_channels: int = 64,
-                 max_channels: int = 512, norm: str = "batch") -> None:
+    def __init__(
+        self,
+        *,
+        latent_dim: int,
+        data_shape: Sequence[int],
+        base_channels: int = 64,
+        max_channels: int = 512,
+        norm: str = "batch",
+    ) -> None:
         super().__init__()
         self.kwargs = constructor_kwargs(locals())
         self.latent_dim = int(latent_dim)
@@ -42,8 +49,11 @@ class VAEGANEncoder(nn.Module):
         width_in, width = channels, base_channels
         for _ in range(int(math.log2(resolution)) - 2):
             width = min(max_channels, width)
-            layers += [nn.Conv2d(width_in, width, 4, 2, 1, bias=norm == "none"), norm_2d(norm, width),
-                       nn.LeakyReLU(0.2)]
+            layers += [
+                nn.Conv2d(width_in, width, 4, 2, 1, bias=norm == "none"),
+                norm_2d(norm, width),
+                nn.LeakyReLU(0.2),
+            ]
             width_in, width = width, width * 2
         self.body = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(width_in * 16, 2 * self.latent_dim)
