@@ -438,11 +438,11 @@ def test_a_non_finite_query_is_diverged_by_every_engine_and_isolated(trained_roo
     )
     x, ids = load_digits(16).data[:12], torch.arange(12)
     engine.prepare(x)
-    clean = engine.score(x, ids)
+    clean = engine.losses(x, ids)
     poisoned = x.clone()
     poisoned[3, 0, 5, 5] = float("nan")
     poisoned[7] = float("inf")
-    result = engine.score(poisoned, ids)
+    result = engine.losses(poisoned, ids)
     assert result.status.tolist() == [int(i in (3, 7)) for i in range(12)]
     assert torch.isnan(result.loss[[3, 7]]).all()
     keep = [i for i in range(12) if i not in (3, 7)]

@@ -229,6 +229,14 @@ def _resume_key(cfg: DictConfig, setting, run_dir: Path, fingerprint: str, per_q
     return json.loads(json.dumps(key))
 
 
+def _recorded_path(path: Path, out_dir: Path) -> str:
+    """``path`` relative to the run folder when inside it (a record that survives moving the folder)."""
+    try:
+        return str(path.relative_to(out_dir))
+    except ValueError:
+        return str(path)
+
+
 def _reference_batch_dir(cfg: DictConfig, out_dir: Path, key: dict) -> Path:
     """Where the reference losses live: a cache shared by every attack with the same key, or the run folder."""
     cache_dir = cfg.calibration.get("cache_dir")
@@ -373,7 +381,7 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
         metrics.update(
             reference_attack=reference_attack,
             reference_setting=reference_setting.name,
-            reference_batches=str(batch_dirs["reference"][0]),
+            reference_batches=_recorded_path(batch_dirs["reference"][0], out_dir),
         )
     _write_scores(out_dir / "scores.csv", ids, labels, loss, reference_loss, score, status)
     write_run_record(out_dir, cfg, metrics)  # what these results were computed with, written with them

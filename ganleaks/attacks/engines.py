@@ -67,7 +67,8 @@ class AttackEngine(nn.Module):
     def prepare(self, queries: Tensor) -> None:
         """Called once with every query before scoring (only the Monte-Carlo baseline needs it)."""
 
-    def score(self, x: Tensor, ids: Tensor) -> BatchResult:  # pragma: no cover - abstract
+    def losses(self, x: Tensor, ids: Tensor) -> BatchResult:  # pragma: no cover - abstract
+        """Per-query losses of a batch (lower = more likely a member); the membership score is -loss."""
         raise NotImplementedError
 
 
@@ -98,7 +99,7 @@ class FullBlackBoxEngine(AttackEngine):
         self.rerank_top = max(1, int(rerank_top))
 
     @torch.no_grad()
-    def score(self, x: Tensor, ids: Tensor) -> BatchResult:
+    def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
         bad = _non_finite(x)
         found = nearest_neighbors(
             _searchable(x, bad),
@@ -163,7 +164,7 @@ class ReconstructionEngine(AttackEngine):
             else None
         )
 
-    def score(self, x: Tensor, ids: Tensor) -> BatchResult:
+    def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
         init_z = None
         bad = _non_finite(x)
         if self.bank is not None:
@@ -190,7 +191,7 @@ class DiscriminatorEngine(AttackEngine):
         self.discriminator = discriminator
 
     @torch.no_grad()
-    def score(self, x: Tensor, ids: Tensor) -> BatchResult:
+    def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
         loss, status = _status_from(-discriminator_scores(self.discriminator, x).float(), _non_finite(x))
         return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())
 
@@ -220,7 +221,7 @@ class MonteCarloEngine(AttackEngine):
         self.attack.fit_epsilon(queries[~_non_finite(queries)])  # one broken query must not move epsilon
 
     @torch.no_grad()
-    def score(self, x: Tensor, ids: Tensor) -> BatchResult:
+    def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
         bad = _non_finite(x)
         loss, status = _status_from(-self.attack.score(_searchable(x, bad)).float(), bad)
         return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())

@@ -46,7 +46,7 @@ class AttackModule(pl.LightningModule):
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> int:
         x, ids = batch
         with torch.enable_grad():  # white-box reconstruction differentiates through G
-            result = self.engine.score(x, ids)
+            result = self.engine.losses(x, ids)
         write_batch(self.batch_dir, ids.cpu(), result)
         return len(ids)
 
