@@ -1,0 +1,226 @@
+"""Reading finished run folders: attack runs into report rows.
+
+An attack run is a folder holding ``metrics.json``; its ``run.json`` (written with the results;
+``.hydra/config.yaml`` for older runs) says what was attacked, and the victim's folder adds its
+privacy budget (``privacy.json``) and sample quality (``quality.json``). Reads files only: no torch,
+no matplotlib.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from ganleaks.evaluation.estimates import INTERVAL_KEYS
+
+log = logging.getLogger("ganleaks.report")  # the name the report has always logged under
+
+SETTING_ORDER = ["fullbb", "partialbb", "whitebox", "discriminator", "montecarlo"]
+
+
+class NoRunsFoundError(FileNotFoundError):
+    """No ``metrics.json`` under the folders given to the report."""
+
+
+def find_attack_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Every folder holding a ``metrics.json`` at or below ``paths`` (sorted, without duplicates)."""
+    runs: set[Path] = set()
+    for path in map(Path, paths):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist; pass attack run folders or the folders above them")
+        if path.is_file():
+            if path.name != "metrics.json":
+                raise NoRunsFoundError(f"{path} is a file; pass attack run folders (holding metrics.json)")
+            runs.add(path.parent.resolve())
+            continue
+        runs.update(metrics.parent.resolve() for metrics in path.rglob("metrics.json"))
+    return sorted(runs)
+
+
+def _select(cfg: DictConfig | None, key: str, default: Any = None) -> Any:
+    if cfg is None:
+        return default
+    try:
+        value = OmegaConf.select(cfg, key, default=default, throw_on_resolution_failure=False)
+    except Exception:  # an interpolation to a resolver that only exists inside a Hydra app
+        return default
+    return default if value is None else value
+
+
+def _load_config(run_dir: Path) -> DictConfig | None:
+    """The config a run's results were computed with: its ``run.json`` (written with the results), else,
+    for runs written before run.json existed, ``.hydra/config.yaml`` (written when a command starts)."""
+    record = _read_json(run_dir / "run.json")
+    if record is not None and isinstance(record.get("config"), dict):
+        metrics = _read_json(run_dir / "metrics.json")
+        if "metrics" not in record or json.dumps(record["metrics"], sort_keys=True) == json.dumps(
+            metrics, sort_keys=True
+        ):
+            return OmegaConf.create(record["config"])
+        log.warning(
+            "%s/run.json and metrics.json disagree (a write was interrupted?); reading .hydra/config.yaml", run_dir
+        )
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        log.warning("%s has no .hydra/config.yaml: data, model and sizes are left empty", run_dir)
+        return None
+    config = OmegaConf.load(path)
+    assert isinstance(config, DictConfig), f"{path} is a list, not a run's config"
+    return config
+
+
+def resolve_victim_dir(victim_run_dir: str | None, attack_dir: Path) -> Path | None:
+    """The victim's run folder of an attack, also when the attack recorded a relative path.
+
+    A relative path is relative to where the attack was launched: tried from the current folder,
+    then from each folder above the attack run (the usual layout is ``<root>/attack/...`` beside
+    ``<root>/train/...``, launched from the folder holding ``<root>``).
+    """
+    if not victim_run_dir:
+        return None
+    path = Path(victim_run_dir).expanduser()
+    if path.is_absolute():
+        return path if path.is_dir() else None
+    for base in [Path.cwd(), *attack_dir.parents]:
+        if (base / path).is_dir():
+            return (base / path).resolve()
+    return None
+
+
+def _read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``; None (with a warning) when it is missing, unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, json.JSONDecodeError) as error:
+        log.warning("cannot read %s (%s); ignoring it", path, error)
+        return None
+    if value is not None and not isinstance(value, dict):
+        log.warning("cannot read %s (a JSON %s, not an object); ignoring it", path, type(value).__name__)
+        return None
+    return value
+
+
+def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """One table row: the run's metrics, what it attacked (from its config) and the victim's quality."""
+    run_dir = Path(run_dir)
+    metrics = _read_json(run_dir / "metrics.json")
+    if metrics is None:
+        raise ValueError(f"{run_dir / 'metrics.json'} is missing, not valid JSON or not a JSON object")
+    cfg = _load_config(run_dir)
+    privacy_enabled = bool(_select(cfg, "privacy.enabled", False))
+    row: dict[str, Any] = {
+        "data": _select(cfg, "data.name"),
+        "model": _select(cfg, "model.name"),
+        "privacy": _select(cfg, "privacy.name", "dp" if privacy_enabled else "none"),
+        "noise_multiplier": _select(cfg, "privacy.noise_multiplier") if privacy_enabled else None,
+        "train_size": _select(cfg, "data.train_size"),
+        "setting": metrics.get("setting", _select(cfg, "setting.name")),
+        "calibration": metrics.get("calibration", _select(cfg, "calibration.name")),
+        "distance": metrics.get("distance", _select(cfg, "distance.name")),
+        "k": _select(cfg, "setting.k"),
+        "seed": metrics.get("seed", _select(cfg, "seed")),
+        "n": (metrics.get("n_members") or 0) + (metrics.get("n_nonmembers") or 0),
+        "run_dir": str(run_dir),
+        "victim_run_dir": metrics.get("victim_run_dir", _select(cfg, "victim.run_dir")),
+        "uses_wandb": _uses_wandb(cfg, run_dir),
+        "wandb_project": _select(cfg, "logger.project") or _select(cfg, "logger.wandb.project"),
+    }
+    for key in (
+        "auc",
+        "average_precision",
+        "tpr_at_fpr_0.001",
+        "tpr_at_fpr_0.01",
+        "tpr_at_fpr_0.1",
+        "accuracy",
+        "n_failed",
+        "wall_seconds",
+        "epsilon",
+    ):
+        row[key] = metrics.get(key)
+    for key in INTERVAL_KEYS:  # absent in runs from before intervals: no interval, no band
+        row[f"{key}_ci"] = _interval(metrics.get(f"{key}_ci"))
+    row["not_estimable"] = metrics.get("not_estimable") or {}
+    victim_dir = resolve_victim_dir(row["victim_run_dir"], run_dir)
+    if victim_dir is not None:
+        if row["epsilon"] is None:
+            privacy = _read_json(victim_dir / "privacy.json")
+            row["epsilon"] = None if privacy is None else privacy.get("epsilon")
+            if privacy is not None and row["noise_multiplier"] is None:
+                row["noise_multiplier"] = privacy.get("noise_multiplier")
+        quality = _read_json(victim_dir / "quality.json")
+        row["fid_classifier"] = None if quality is None else quality.get("fid_classifier")
+    else:
+        row["fid_classifier"] = None
+    if row["epsilon"] is not None and row["privacy"] == "none":
+        row["privacy"] = "dp"
+    return row
+
+
+def _interval(value: Any) -> list[float] | None:
+    """``[low, high]`` as floats, or None for a missing, null or malformed interval."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(low) or math.isnan(high) else [low, high]
+
+
+def _uses_wandb(cfg: DictConfig | None, run_dir: Path) -> bool:
+    if (run_dir / "wandb").is_dir():
+        return True
+    logger = _select(cfg, "logger")
+    if logger is None:
+        return False
+    text = OmegaConf.to_yaml(logger) if isinstance(logger, DictConfig) else str(logger)
+    return "wandb" in text.lower() and "_target_" in text
+
+
+def _sort_key(row: dict) -> tuple:
+    def text(value):
+        return "" if value is None else str(value)
+
+    def number(value):
+        return math.inf if value is None else float(value)
+
+    setting = row.get("setting")
+    return (
+        text(row["data"]),
+        text(row["model"]),
+        number(row.get("noise_multiplier")),
+        number(row["train_size"]),
+        SETTING_ORDER.index(setting) if setting in SETTING_ORDER else len(SETTING_ORDER),
+        text(setting),
+        text(row["calibration"]),
+        text(row["distance"]),
+        number(row["k"]),
+        number(row["seed"]),
+        row["run_dir"],
+    )
+
+
+def gather(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
+    """Rows of every attack run under ``paths``; raises ``NoRunsFoundError`` when there are none."""
+    runs = find_attack_runs(paths)
+    if not runs:
+        raise NoRunsFoundError(
+            f"no attack runs (metrics.json) under {', '.join(map(str, paths))}; run attacks first "
+            "(python attack.py ...) or pass the folder they wrote (e.g. outputs/attack)"
+        )
+    rows = []
+    for run in runs:
+        try:
+            rows.append(load_run(run))
+        except ValueError as error:
+            log.warning("skipping %s: %s", run, error)
+    if not rows:
+        raise NoRunsFoundError(
+            f"none of the {len(runs)} metrics.json files under {', '.join(map(str, paths))} could be read"
+        )
+    return sorted(rows, key=_sort_key)
