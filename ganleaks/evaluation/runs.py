@@ -1,9 +1,9 @@
-"""Reading finished run folders: attack runs into report rows.
+"""Reading finished run folders: attack runs into report rows, training runs for the quality pass.
 
 An attack run is a folder holding ``metrics.json``; its ``run.json`` (written with the results;
 ``.hydra/config.yaml`` for older runs) says what was attacked, and the victim's folder adds its
-privacy budget (``privacy.json``) and sample quality (``quality.json``). Reads files only: no torch,
-no matplotlib.
+privacy budget (``privacy.json``) and sample quality (``quality.json``). A training run (for the
+quality pass) is a folder holding an exported ``generator.json``. Reads files only: no torch, no matplotlib.
 """
 
 from __future__ import annotations
@@ -224,3 +224,32 @@ def gather(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
             f"none of the {len(runs)} metrics.json files under {', '.join(map(str, paths))} could be read"
         )
     return sorted(rows, key=_sort_key)
+
+
+# Training runs (the quality pass)
+
+
+def read_run_config(run_dir: Path) -> DictConfig:
+    """The config a training run was trained with (``.hydra/config.yaml``)."""
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {run_dir} is not a ganleaks training run (pass cfg_data)")
+    config = OmegaConf.load(path)
+    assert isinstance(config, DictConfig), f"{path} is a list, not a run's config"
+    return config
+
+
+def find_training_runs(paths: Sequence[str | Path], include_reference: bool = False) -> list[Path]:
+    """Training run folders (with an exported generator) under ``paths``, victims only by default."""
+    runs: set[Path] = set()
+    for root in map(Path, paths):
+        if not root.exists():
+            raise FileNotFoundError(f"{root} does not exist")
+        candidates = [root / "generator.json"] if (root / "generator.json").is_file() else []
+        for marker in candidates or sorted(root.rglob("generator.json")):
+            run = marker.parent
+            trained_on = run / "trained_on.json"
+            part = json.loads(trained_on.read_text()).get("part") if trained_on.is_file() else "members"
+            if part == "members" or include_reference:
+                runs.add(run)
+    return sorted(runs)
