@@ -2,6 +2,7 @@
 
     python -m ganleaks.report outputs/cpu_size/attack [more folders...] [--out DIR]
     ganleaks-report outputs/cpu_size/attack
+    python -m ganleaks.report results/cpu_size --doc docs/RESULTS.md [--block cpu_size] [--check]
 
 Every folder under the given ones that holds a ``metrics.json`` is an attack run; its
 ``run.json`` (written with the results; ``.hydra/config.yaml`` for older runs) says what was attacked.
@@ -21,8 +22,14 @@ and render without them. A figure is written only when the runs vary along its x
 Weights & Biases, the table and the figures are also logged there as one ``report`` run (offline
 unless ``WANDB_MODE`` says otherwise); a W&B failure is logged and never stops the report.
 
+``--doc DOC`` also puts the Markdown table (``runs.md``) into a results document, between the lines
+``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` (``--block NAME``; default: the first folder's
+name). With ``--check`` the document is only compared: the command exits with status 1 and a diff
+when the document's table is not the one the runs give.
+
 The work is done in :mod:`ganleaks.evaluation`: ``runs`` (reading the run folders), ``tables``
-(CSV and Markdown) and ``sweep_figures`` (matplotlib); this module writes the files and logs to W&B.
+(CSV and Markdown), ``sweep_figures`` (matplotlib) and ``markdown_blocks`` (the document's table);
+this module writes the files and logs to W&B.
 """
 
 from __future__ import annotations
@@ -35,6 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ganleaks.evaluation.markdown_blocks import (
+    MarkdownBlockError,
+    StaleMarkdownBlockError,
+    check_markdown_block,
+    sync_markdown_block,
+)
 from ganleaks.evaluation.runs import NoRunsFoundError, find_attack_runs, gather, load_run, resolve_victim_dir
 from ganleaks.evaluation.sweep_figures import plot_epsilon, plot_k, plot_train_size
 from ganleaks.evaluation.tables import raw_columns, raw_value, to_csv, to_markdown
@@ -158,7 +171,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="auto",
         help="log the report to W&B: auto = when the runs were logged there (default)",
     )
+    parser.add_argument(
+        "--doc",
+        default=None,
+        metavar="DOC",
+        help="also put the Markdown table into DOC, between <!-- report:NAME --> and <!-- /report:NAME -->",
+    )
+    parser.add_argument("--block", default=None, metavar="NAME", help="the block's NAME (default: RUN_DIR's name)")
+    parser.add_argument(
+        "--check", action="store_true", help="with --doc: leave DOC as it is; exit 1 when its table is stale"
+    )
     args = parser.parse_args(argv)
+    if (args.block or args.check) and not args.doc:
+        parser.error("--block and --check need --doc DOC (the document holding the table)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         report = build_report(args.run_dirs, args.out, args.wandb)
@@ -166,6 +191,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.exit(2, f"error: {error}\n")
     print(report.markdown, end="")
     print(f"\n{len(report.rows)} attack runs -> {report.out_dir}")
+    if args.doc:
+        block = args.block or Path(args.run_dirs[0]).resolve().name
+        try:
+            if args.check:
+                check_markdown_block(args.doc, block, report.markdown)
+                log.info("%s: the table report:%s is up to date", args.doc, block)
+            else:
+                changed = sync_markdown_block(args.doc, block, report.markdown)
+                log.info("%s: the table report:%s %s", args.doc, block, "updated" if changed else "is up to date")
+        except StaleMarkdownBlockError as error:
+            parser.exit(1, f"error: {error}")
+        except (FileNotFoundError, MarkdownBlockError) as error:
+            parser.exit(2, f"error: {error}\n")
 
 
 if __name__ == "__main__":

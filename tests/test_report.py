@@ -311,3 +311,38 @@ def test_results_from_before_intervals_render_without_bands(size_study, tmp_path
     first = (tmp_path / "out" / "runs.md").read_text().splitlines()[2]
     assert "| 1.000 |" in first and "[" not in first  # the point estimate alone
     assert all(row["auc_ci"] is None for row in result.rows)
+
+
+def test_the_table_is_kept_in_a_results_document(tmp_path, capsys):
+    """--doc puts runs.md between the document's markers; --check fails once the runs give another table."""
+    from ganleaks.evaluation.markdown_blocks import StaleMarkdownBlockError, check_markdown_block
+
+    root = tmp_path / "study"
+    for size in (64, 256):
+        victim = make_victim(root, "dcgan", size)
+        make_attack_run(root, victim, "dcgan", size, "whitebox", "none", 0.9 if size == 64 else 0.6, intervals=True)
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text("# Results\n\n<!-- report:study -->\nstale\n<!-- /report:study -->\n\nProse stays.\n")
+    args = [str(root), "--out", str(tmp_path / "out"), "--wandb", "off", "--doc", str(doc)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--check"])
+    assert exit_info.value.code == 1 and "-stale" in capsys.readouterr().err and "stale" in doc.read_text()
+    main(args)  # the block's name defaults to the folder's: study
+    text = doc.read_text()
+    table = (tmp_path / "out" / "runs.md").read_text()
+    assert text == f"# Results\n\n<!-- report:study -->\n{table}<!-- /report:study -->\n\nProse stays.\n"
+    assert "| 0.90 [0.80, 0.95] |" in text and "| n/a |" in text  # intervals, and n/a where not estimable
+    main([*args, "--check"])  # up to date: returns normally
+    # A test regenerating the table from committed runs fails when a result changes under the document.
+    metrics_path = next(root.rglob("metrics.json"))
+    metrics = json.loads(metrics_path.read_text())
+    metrics["auc"] = 0.5
+    metrics_path.write_text(json.dumps(metrics))
+    with pytest.raises(StaleMarkdownBlockError, match="report:study differs"):
+        check_markdown_block(doc, "study", build_report([root], tmp_path / "again", wandb="off").markdown)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--block", "missing", "--check"])
+    assert exit_info.value.code == 2 and "exactly one" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(root), "--check"])
+    assert exit_info.value.code == 2 and "need --doc" in capsys.readouterr().err
