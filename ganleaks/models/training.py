@@ -41,7 +41,7 @@ def verify_resume_checkpoint(path: Path, module: torch.nn.Module) -> None:
         checkpoint = load_weights_only(path)
     except UnsafeFileError as error:
         raise CheckpointError(
-            f"refusing to resume from {error}. Delete it to train this run from scratch, or use another hydra.run.dir"
+            f"refusing to resume: {error}. Delete it to train this run from scratch, or use another hydra.run.dir"
         ) from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     expected = module.state_dict()
