@@ -319,8 +319,8 @@ def test_a_crash_mid_write_leaves_no_partial_batch_and_the_rerun_finishes(traine
         attack(cfg, out)
     batches = out / "batches" / "victim"
     assert len(list(batches.glob("batch-*.safetensors"))) == 1
-    assert not list(batches.glob(".tmp-*"))
-    (batches / ".tmp-left-by-sigkill.safetensors").write_bytes(b"garbage")  # what a SIGKILL could leave
+    assert not list(batches.glob(".*.tmp"))  # the temporary file of the failed write was removed
+    (batches / ".batch-000000016-00016-1.safetensors.k1ll.tmp").write_bytes(b"garbage")  # what a SIGKILL could leave
     monkeypatch.setattr(runner, "save_file", real_save)
     attack(cfg, out)
     assert len(read_rows(out / "scores.csv")) == 48

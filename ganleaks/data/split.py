@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ganleaks.data.sample_set import SampleSet
+from ganleaks.io import atomic_write_text
 
 PARTS = ("members", "nonmembers", "reference")
 MANIFEST_NAME = "manifest.json"
@@ -167,20 +167,3 @@ def verify_manifest(split: MembershipSplit, sample_set: SampleSet, where: object
             "mismatch: different files, preprocessing or resolution). Use the data the victim was "
             "trained on, or retrain the victim"
         )
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; run folders are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,8 +1,7 @@
 """Membership-inference metrics: ROC AUC, average precision, TPR at low FPR, best-threshold accuracy.
 
 Scores follow the house convention: higher = more likely a member; labels are 1 (member) and
-0 (non-member). The functional core is :func:`membership_metrics`; :class:`MembershipMetrics`
-wraps it as a torchmetrics ``Metric`` that gathers scores across processes.
+0 (non-member). The entry point is :func:`membership_metrics`.
 
 Every headline metric carries a 95% interval from a stratified bootstrap over queries (members
 and non-members resampled separately, since the design fixes both class sizes), computed with
@@ -20,7 +19,6 @@ import numpy as np
 import torch
 from scipy import stats
 from torch import Tensor
-from torchmetrics import Metric
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision, binary_roc
 
 from ganleaks.evaluation.estimates import FPR_TARGETS, INTERVAL_KEYS, TPR_KEYS
@@ -298,28 +296,3 @@ def membership_metrics(
         "ci_seed": seed,
         "not_estimable": not_estimable,
     }
-
-
-class MembershipMetrics(Metric):
-    """torchmetrics wrapper of :func:`membership_metrics` (scores gathered, then computed once)."""
-
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-    scores: list[Tensor]  # list states (add_state); concatenated tensors after a distributed sync
-    labels: list[Tensor]
-
-    def __init__(self, *, seed: int = 0, n_resamples: int = N_BOOTSTRAP, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.seed, self.n_resamples = seed, n_resamples
-        self.add_state("scores", default=[], dist_reduce_fx="cat")
-        self.add_state("labels", default=[], dist_reduce_fx="cat")
-
-    def update(self, scores: Tensor, labels: Tensor) -> None:
-        self.scores.append(scores.detach().flatten().double())
-        self.labels.append(labels.detach().flatten().long())
-
-    def compute(self) -> dict[str, Any]:
-        scores = self.scores if isinstance(self.scores, Tensor) else torch.cat(self.scores)
-        labels = self.labels if isinstance(self.labels, Tensor) else torch.cat(self.labels)
-        return membership_metrics(scores, labels, seed=self.seed, n_resamples=self.n_resamples)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +15,7 @@ from torch import Tensor
 
 from ganleaks.evaluation.estimates import format_estimate
 from ganleaks.evaluation.metrics import membership_metrics, roc_curve
+from ganleaks.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +23,9 @@ log = logging.getLogger(__name__)
 def _save(figure: plt.Figure, path: str | os.PathLike) -> Path:
     """Write the figure atomically (a crash never leaves half a PNG) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix or ".png")
-    os.close(handle)
     try:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
     finally:
         plt.close(figure)
     return path

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ganleaks.io import atomic_path, atomic_write_text
 from ganleaks.models.nets import NETWORK_CLASSES
 
 log = logging.getLogger(__name__)
@@ -66,7 +64,7 @@ def save_network(network: nn.Module, run_dir: str | Path, role: str, *, latent_d
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in network.state_dict().items()}
     weights = run_dir / f"{role}.safetensors"
     # Atomic (temp file + os.replace): a run killed mid-export never leaves a half-written file.
-    with _replacing(weights) as tmp:
+    with atomic_path(weights) as tmp:
         save_file(state, str(tmp), metadata={"class": spec["class"]})
     write_json(run_dir / f"{role}.json", spec)
     return weights
@@ -74,21 +72,7 @@ def save_network(network: nn.Module, run_dir: str | Path, role: str, *, latent_d
 
 def write_json(path: str | Path, content: dict[str, Any]) -> None:
     """Write ``content`` as indented JSON, atomically."""
-    with _replacing(Path(path)) as tmp:
-        tmp.write_text(json.dumps(content, indent=2) + "\n")
-
-
-@contextmanager
-def _replacing(path: Path):
-    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a run folder is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps(content, indent=2) + "\n")
 
 
 def read_network_spec(run_dir: str | Path, role: str) -> dict[str, Any]:

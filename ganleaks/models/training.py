@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, RichProgressBar
 from pytorch_lightning.loggers import Logger
 
+from ganleaks.io import UnsafeFileError, load_weights_only
 from ganleaks.models.modules.base import GANModule
 
 log = logging.getLogger(__name__)
@@ -30,21 +31,17 @@ class CheckpointError(ValueError):
 def verify_resume_checkpoint(path: Path, module: torch.nn.Module) -> None:
     """Refuse, before any training or output, a checkpoint that could run code or that another config wrote.
 
-    ``torch.load(weights_only=True)`` reads tensors and plain containers only and never executes
+    :func:`ganleaks.io.load_weights_only` reads tensors and plain containers only and never executes
     code from the file; the ``state_dict`` shapes must then match ``module``'s (same model config).
 
     Raises:
         CheckpointError: saying why, and to delete the checkpoint or use another ``hydra.run.dir``.
     """
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        detail = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else type(error).__name__)
+        checkpoint = load_weights_only(path)
+    except UnsafeFileError as error:
         raise CheckpointError(
-            f"refusing to resume from {path}: it is not a plain checkpoint of tensors ({detail}); unpickling it "
-            "could run code, or it is corrupt. Delete it to train this run from scratch, or use another "
-            "hydra.run.dir"
+            f"refusing to resume: {error}. Delete it to train this run from scratch, or use another hydra.run.dir"
         ) from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     expected = module.state_dict()

@@ -13,7 +13,7 @@ from scipy.stats import norm
 from sklearn import metrics as sk
 
 from ganleaks.evaluation.estimates import INTERVAL_KEYS, format_estimate
-from ganleaks.evaluation.metrics import MembershipMetrics, _rank_metrics, membership_metrics
+from ganleaks.evaluation.metrics import _rank_metrics, membership_metrics
 
 
 def _reference(scores: np.ndarray, labels: np.ndarray) -> dict:
@@ -89,16 +89,6 @@ def test_one_class_gives_nan_and_bad_labels_raise():
         membership_metrics(torch.rand(3), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError):
         membership_metrics(torch.rand(3), torch.tensor([0, 1]))
-
-
-def test_metric_class_accumulates_batches():
-    rng = np.random.default_rng(4)
-    labels = rng.integers(0, 2, 300)
-    scores = rng.standard_normal(300) + labels
-    metric = MembershipMetrics()
-    for start in range(0, 300, 64):
-        metric.update(torch.tensor(scores[start : start + 64]), torch.tensor(labels[start : start + 64]))
-    assert metric.compute() == membership_metrics(torch.tensor(scores), torch.tensor(labels))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
+from ganleaks.io import atomic_path
 from ganleaks.models.export import save_network, write_json
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -171,8 +172,8 @@ class GANModule(pl.LightningModule):
         """Save the sample grid to ``<run_dir>/samples/<name>.png`` and send it to image-capable loggers."""
         grid = self.sample_grid()
         path = Path(self.trainer.default_root_dir) / "samples" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(grid, path)
+        with atomic_path(path) as tmp:  # a crash never leaves half a PNG
+            save_image(grid, tmp, format="png")
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="samples", images=[grid], caption=[name])
