@@ -16,8 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 __all__ = ["UnsafeFileError", "atomic_path", "atomic_write_bytes", "atomic_write_text", "load_weights_only"]
 
 
@@ -75,6 +73,8 @@ def load_weights_only(path: str | os.PathLike, *, mmap: bool = False) -> Any:
         UnsafeFileError: the file holds a global outside torch's weights-only allow-list (named in
             the message), or cannot be read as a checkpoint at all.
     """
+    import torch  # here, not at the top: the report writes files without loading torch
+
     path = Path(path)
     detail = ""
     for use_mmap in (True, False) if mmap else (False,):

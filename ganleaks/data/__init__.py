@@ -12,7 +12,6 @@ from ganleaks.data.split import (
     save_manifest,
     verify_manifest,
 )
-from ganleaks.io import atomic_write_text  # kept importable from here for evaluation/quality.py
 
 __all__ = [
     "PARTS",
@@ -21,7 +20,6 @@ __all__ = [
     "MembershipSplit",
     "SampleSet",
     "SplitError",
-    "atomic_write_text",
     "check_disjoint",
     "load_manifest",
     "make_split",

@@ -77,7 +77,7 @@ def sync_markdown_block(doc_path: str | os.PathLike, name: str, text: str) -> bo
     updated = document[:start] + _body(text) + document[end:]
     if updated == document:
         return False
-    from ganleaks.data.split import atomic_write_text  # imported here: it brings torch, which the report avoids
+    from ganleaks.io import atomic_write_text
 
     atomic_write_text(path, updated)
     return True

@@ -121,8 +121,9 @@ def sample_quality(
         The dict written to ``quality.json``: ``fid_classifier`` (the Fréchet distance, whatever
         the extractor), ``n``, ``feature_extractor`` and how it was measured.
     """
-    from ganleaks.data import atomic_write_text, load_manifest
+    from ganleaks.data import load_manifest
     from ganleaks.data.loading import load_sample_set
+    from ganleaks.io import atomic_write_text
     from ganleaks.models import load_generator
 
     run_dir = Path(run_dir)
