@@ -132,17 +132,7 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         "uses_wandb": _uses_wandb(cfg, run_dir),
         "wandb_project": _select(cfg, "logger.project") or _select(cfg, "logger.wandb.project"),
     }
-    for key in (
-        "auc",
-        "average_precision",
-        "tpr_at_fpr_0.001",
-        "tpr_at_fpr_0.01",
-        "tpr_at_fpr_0.1",
-        "accuracy",
-        "n_failed",
-        "wall_seconds",
-        "epsilon",
-    ):
+    for key in (*INTERVAL_KEYS, "accuracy", "n_failed", "wall_seconds", "epsilon"):
         row[key] = metrics.get(key)
     for key in INTERVAL_KEYS:  # absent in runs from before intervals: no interval, no band
         row[f"{key}_ci"] = _interval(metrics.get(f"{key}_ci"))
