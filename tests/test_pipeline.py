@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -163,8 +164,17 @@ def test_attack_results_reach_the_configured_logger(trained_root, tmp_path, monk
     else:
         runs = list((tmp_path / "wandb").glob("offline-run-*"))
         assert len(runs) == 1
-        records = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))  # protobuf records, keys verbatim
-        for key in (b"attack/auc", b"attack/scores", b"attack/plots", b"fullbb"):
+        keys = (b"attack/auc", b"attack/scores", b"attack/plots", b"fullbb")
+        # W&B's writer (the wandb-core service) appends the records to the offline file
+        # asynchronously, even after `finish()` returns: on a loaded machine the file may still hold
+        # only its header for a moment. Wait for the records (a bounded wait, not a retry of the attack).
+        deadline = time.monotonic() + 60
+        while True:
+            records = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))  # protobuf records, keys verbatim
+            if all(key in records for key in keys) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        for key in keys:
             assert key in records
 
 
