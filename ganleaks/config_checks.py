@@ -19,36 +19,37 @@ def _text(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def _valid(kind: str, low: Any, high: Any, between: str, at_least: str, unbounded: str) -> str:
+    """What a valid value is, for a message: ``between`` names [low, high], ``at_least`` low alone."""
+    if low is not None and high is not None:
+        return f"{kind} {between}"
+    return f"{kind} >= {at_least}" if low is not None else unbounded
+
+
+def _check_range(key: str, value: Any, shown: str, low: Any, high: Any, valid: str) -> None:
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{key}={shown} is out of range: set {key} to {valid}")
+
+
 def check_int(key: str, value: Any, low: int | None = None, high: int | None = None, allow_none: bool = False) -> None:
     """``value`` (read from config key ``key``) is an integer in ``[low, high]`` (or None if allowed)."""
     if value is None and allow_none:
         return
-    if low is not None and high is not None:
-        valid = f"an integer in {low} .. {high}"
-    elif low is not None:
-        valid = f"an integer >= {low}"
-    else:
-        valid = "an integer"
+    valid = _valid("an integer", low, high, f"in {low} .. {high}", str(low), "an integer")
     if allow_none:
         valid += " (or null)"
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{key}={_text(value)} is not valid: set {key} to {valid}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{key}={value} is out of range: set {key} to {valid}")
+    _check_range(key, value, str(value), low, high, valid)
 
 
 def check_float(key: str, value: Any, low: float | None = None, high: float | None = None) -> None:
     """``value`` is a finite number in ``[low, high]``."""
-    if low is not None and high is not None:
-        valid = f"a number in [{low:g}, {high:g}]"
-    elif low is not None:
-        valid = f"a number >= {low:g}"
-    else:
-        valid = "a finite number"
+    between = f"in [{low:g}, {high:g}]" if low is not None and high is not None else ""
+    valid = _valid("a number", low, high, between, "" if low is None else f"{low:g}", "a finite number")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{key}={_text(value)} is not valid: set {key} to {valid}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{key}={value:g} is out of range: set {key} to {valid}")
+    _check_range(key, value, f"{value:g}", low, high, valid)
 
 
 def check_choice(key: str, value: Any, choices: Iterable[str]) -> None:
