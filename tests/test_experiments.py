@@ -272,3 +272,22 @@ def test_dp_baseline_commands_line_up():
         assert (job["source"], job["split"]) == (baseline["source"], baseline["split"])
         if job["calibrated"] == "True":
             assert job["reference"] in {reference["output_dir"] for reference in references}
+
+
+def test_cpu_dp_epsilons_span_one_to_a_hundred():
+    """The cpu_dp noise multipliers give, by Opacus' RDP accountant for the training the study runs
+    (max_steps / 2 discriminator steps at Poisson rate batch / train_size), epsilons from about 1 to
+    about 100 at a delta no larger than 1 / train_size (issue: "epsilon spans roughly 1 to 100")."""
+    from opacus.accountants import RDPAccountant
+
+    jobs = expand("train", "cpu_dp_train", [])
+    epsilons = []
+    for overrides in jobs:
+        cfg = compose_cached("train", tuple(overrides))
+        assert cfg.privacy.enabled and cfg.privacy.delta <= 1 / cfg.data.train_size
+        accountant = RDPAccountant()
+        rate = cfg.data.batch_size / cfg.data.train_size
+        accountant.history = [(cfg.privacy.noise_multiplier, rate, cfg.trainer.max_steps // 2)]
+        epsilons.append(accountant.get_epsilon(cfg.privacy.delta))
+    assert len(epsilons) == EXPECTED_JOBS["cpu_dp"][0]
+    assert 0.5 <= min(epsilons) <= 2 and 50 <= max(epsilons) <= 200, sorted(epsilons)
