@@ -346,3 +346,30 @@ def test_the_table_is_kept_in_a_results_document(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([str(root), "--check"])
     assert exit_info.value.code == 2 and "need --doc" in capsys.readouterr().err
+
+
+def test_size_figure_has_a_panel_per_victim_setting_and_metric(size_study, tmp_path, monkeypatch):
+    """Readable at a glance: each panel holds one setting of one victim (calibrated beside
+    uncalibrated), ticked at the swept sizes, with the chance line."""
+    import matplotlib.figure
+
+    saved = []
+    original = matplotlib.figure.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        saved.append(fig)
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    build_report([size_study / "attack"], tmp_path / "out", wandb="off")
+    (figure,) = [fig for fig in saved if any(ax.get_xlabel() == "training-set size" for ax in fig.axes)]
+    titles = [ax.get_title() for ax in figure.axes]
+    victims = ("toy/dcgan", "toy/wgangp")
+    assert sorted(titles) == sorted(f"{v}\n{s}" for v in victims for s in SETTINGS for _ in ("auc", "tpr"))
+    for ax in figure.axes:
+        assert [float(t) for t in ax.get_xticks()] == [64.0, 256.0, 1024.0]
+        styles = sorted(
+            line.get_linestyle() for line in ax.get_lines() if line.get_label() in ("calibrated", "uncalibrated")
+        )
+        assert styles in (["-", "--"], [])  # TPR@1% is not estimable with these 10 non-members
+        assert any(line.get_label().startswith("chance") for line in ax.get_lines())

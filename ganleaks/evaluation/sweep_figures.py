@@ -14,7 +14,6 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from ganleaks.evaluation.runs import SETTING_ORDER
 from ganleaks.evaluation.sweep_curves import curve_bands, curve_points, line_order, line_style, varies, victim_label
@@ -37,31 +36,43 @@ def _plot_line(ax, points: list[tuple[float, float]], band: dict | None, style: 
         )
 
 
-def _setting_colours(settings: Iterable[str]) -> dict[str, Any]:
-    import matplotlib
-
-    palette = matplotlib.colormaps["tab10"]
-    ordered = sorted(set(settings), key=lambda s: (SETTING_ORDER.index(s) if s in SETTING_ORDER else 99, s))
-    return {setting: palette(i % 10) for i, setting in enumerate(ordered)}
+CALIBRATION_COLOURS = {False: "tab:blue", True: "tab:red"}  # uncalibrated, calibrated
 
 
-def _auc_axes(ax, xlabel: str, title: str) -> None:
-    """Style a log-x ROC-AUC panel with the chance line at 0.5."""
-    ax.axhline(0.5, color="grey", linewidth=0.6, linestyle=":")
+def _calibration_label(calibration: str | None) -> str:
+    return "calibrated" if line_style(calibration) == "-" else "uncalibrated"
+
+
+def _ordered_settings(rows: Iterable[dict]) -> list[str]:
+    return sorted(
+        {row["setting"] for row in rows}, key=lambda s: (SETTING_ORDER.index(s) if s in SETTING_ORDER else 99, s)
+    )
+
+
+def _log_x(ax, values: Iterable[float], label: str) -> None:
+    """A log x axis ticked and labelled at the values the runs took (no crowded minor labels)."""
+    ticks = sorted({float(v) for v in values})
     ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel(label)
+
+
+def _auc_axes(ax, title: str) -> None:
+    """Style a ROC-AUC panel: the chance line at 0.5, the full [0, 1]-ish range for comparability."""
+    ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":", label="chance (AUC 0.5)")
     ax.set_ylabel("ROC AUC")
     ax.set_title(title, fontsize="medium")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
 
 
-def _figure(n_rows: int, n_cols: int):
+def _figure(n_rows: int, n_cols: int, width: float = 3.4, height: float = 2.8):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.4 * n_rows), squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False)
     return plt, fig, axes
 
 
@@ -73,18 +84,27 @@ def _save(plt, fig, path: Path) -> Path:
                 handles.append(handle)
                 labels.append(label)
     if handles:
-        last = [i for i, label in enumerate(labels) if label.startswith("shaded:")]  # the band's key after the lines
+        last = [i for i, label in enumerate(labels) if label.startswith(("shaded:", "chance"))]  # keys after lines
         order = [i for i in range(len(labels)) if i not in last] + last
         handles, labels = [handles[i] for i in order], [labels[i] for i in order]
         fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small", frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
+def _not_estimable(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize="small")
+
+
 def plot_train_size(rows: list[dict], path: Path) -> Path | None:
-    """AUC and TPR@1%FPR against the training-set size, one panel per victim."""
+    """AUC and TPR@1%FPR against the training-set size (paper figure 5).
+
+    One column per setting; for each victim a row of AUC panels and a row of TPR@1%FPR panels.
+    Each panel holds the uncalibrated (dashed) and the calibrated (solid) attack with its 95%
+    interval as a band, so a panel answers one question at a glance.
+    """
     sizes = defaultdict(set)
     for row in rows:
         sizes[victim_label(row)].add(row.get("train_size"))
@@ -104,58 +124,56 @@ def plot_train_size(rows: list[dict], path: Path) -> Path | None:
             ", ".join(map(str, mixed)),
         )
 
+    def panel_of(row):
+        return (victim_label(row), row["setting"])
+
     def line(row):
         return (row["setting"], row["calibration"])
 
-    auc = curve_points(rows, "train_size", "auc", victim_label, line)
-    tpr = curve_points(rows, "train_size", "tpr_at_fpr_0.01", victim_label, line)
-    bands = {
-        "auc": curve_bands(rows, "train_size", "auc", victim_label, line),
-        "tpr": curve_bands(rows, "train_size", "tpr_at_fpr_0.01", victim_label, line),
-    }
-    panels = sorted(auc)
-    colours = _setting_colours(row["setting"] for row in rows)
-    plt, fig, axes = _figure(2, len(panels))
-    for col, panel in enumerate(panels):
-        for r, (curves, band, ylabel) in enumerate(
-            ((auc, bands["auc"], "ROC AUC"), (tpr, bands["tpr"], "TPR @ 1% FPR"))
-        ):
-            ax = axes[r][col]
-            for (setting, calibration), points in sorted(curves.get(panel, {}).items(), key=line_order):
-                _plot_line(
-                    ax,
-                    points,
-                    band.get(panel, {}).get((setting, calibration)),
-                    line_style(calibration),
-                    marker="o",
-                    markersize=3,
-                    color=colours[setting],
-                    label=f"{setting} ({'calibrated' if line_style(calibration) == '-' else 'uncalibrated'})",
-                )
-            if not curves.get(panel):
-                ax.text(
-                    0.5,
-                    0.5,
-                    "not estimable in these runs\n(needs >= 100 non-members)",
-                    ha="center",
-                    va="center",
-                    transform=ax.transAxes,
-                    fontsize="small",
-                )
-            ax.set_xscale("log")
-            ax.axhline(0.5 if r == 0 else 0.01, color="grey", linewidth=0.6, linestyle=":")
-            ax.set_xlabel("training-set size")
-            ax.set_ylabel(ylabel)
-            ax.set_title(panel, fontsize="medium")
-            ax.grid(alpha=0.3, which="both")
+    metrics = (("auc", "ROC AUC"), ("tpr_at_fpr_0.01", "TPR @ 1% FPR"))
+    points = {key: curve_points(rows, "train_size", key, panel_of, line) for key, _ in metrics}
+    bands = {key: curve_bands(rows, "train_size", key, panel_of, line) for key, _ in metrics}
+    victims = sorted({victim_label(row) for row in rows})
+    settings = _ordered_settings(rows)
+    all_sizes = [row["train_size"] for row in rows if row.get("train_size") is not None]
+    plt, fig, axes = _figure(len(victims) * len(metrics), len(settings))
+    for v, victim in enumerate(victims):
+        for m, (key, ylabel) in enumerate(metrics):
+            for col, setting in enumerate(settings):
+                ax = axes[v * len(metrics) + m][col]
+                curves = points[key].get((victim, setting), {})
+                for (_, calibration), pts in sorted(curves.items(), key=line_order):
+                    calibrated = line_style(calibration) == "-"
+                    _plot_line(
+                        ax,
+                        pts,
+                        bands[key].get((victim, setting), {}).get((setting, calibration)),
+                        line_style(calibration),
+                        marker="o",
+                        markersize=3,
+                        color=CALIBRATION_COLOURS[calibrated],
+                        label=_calibration_label(calibration),
+                    )
+                if key == "auc":
+                    _auc_axes(ax, f"{victim}\n{setting}")
+                    ax.set_ylim(0.3, 1.02)
+                else:
+                    ax.axhline(0.01, color="grey", linewidth=0.8, linestyle=":", label="chance (TPR = FPR)")
+                    ax.set_ylabel(ylabel)
+                    ax.set_title(f"{victim}\n{setting}", fontsize="medium")
+                    ax.set_ylim(-0.02, 1.02)
+                    ax.grid(alpha=0.3)
+                    if not curves:
+                        _not_estimable(ax, "not estimable\n(needs >= 100 non-members)")
+                _log_x(ax, all_sizes, "training-set size")
     return _save(plt, fig, path)
 
 
 def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
-    """DP victims: AUC against epsilon (log axis) and the sample quality against epsilon.
+    """DP victims: AUC against epsilon (log axis), one panel per setting, and the sample quality.
 
     Runs of the same data / model / training-set size without DP, where present, are drawn as
-    horizontal "no DP" lines (thin, in the colour of their setting).
+    thin horizontal "no DP" lines in the style of their calibration.
     """
     dp_rows = [row for row in rows if row.get("epsilon") is not None and math.isfinite(float(row["epsilon"]))]
     if not dp_rows:
@@ -164,92 +182,113 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
     def panel(row):
         return f"{row['data']}/{row['model']} n={row['train_size']}"
 
+    def cell(row):
+        return (panel(row), row["setting"])
+
+    def line(row):
+        return (row["setting"], row["calibration"])
+
     panels = sorted({panel(row) for row in dp_rows})
     baseline_rows = [row for row in rows if row.get("epsilon") is None and panel(row) in panels]
-    auc = curve_points(dp_rows, "epsilon", "auc", panel, lambda row: (row["setting"], row["calibration"]))
-    auc_bands = curve_bands(dp_rows, "epsilon", "auc", panel, lambda row: (row["setting"], row["calibration"]))
+    auc = curve_points(dp_rows, "epsilon", "auc", cell, line)
+    auc_bands = curve_bands(dp_rows, "epsilon", "auc", cell, line)
     quality = curve_points(dp_rows, "epsilon", "fid_classifier", panel, lambda row: "quality")
-    baseline_auc = curve_points(
-        baseline_rows, "train_size", "auc", panel, lambda row: (row["setting"], row["calibration"])
-    )
+    baseline_auc = curve_points(baseline_rows, "train_size", "auc", cell, line)
     baseline_quality = curve_points(baseline_rows, "train_size", "fid_classifier", panel, lambda row: "quality")
-    colours = _setting_colours(row["setting"] for row in dp_rows + baseline_rows)
-    plt, fig, axes = _figure(len(panels), 2)
+    settings = _ordered_settings(dp_rows)
+    epsilons = [float(row["epsilon"]) for row in dp_rows]
+    plt, fig, axes = _figure(len(panels), len(settings) + 1)
     for r, name in enumerate(panels):
-        ax = axes[r][0]
-        for (setting, calibration), points in sorted(auc.get(name, {}).items(), key=line_order):
-            _plot_line(
-                ax,
-                points,
-                auc_bands.get(name, {}).get((setting, calibration)),
-                line_style(calibration),
-                marker="o",
-                markersize=3,
-                color=colours[setting],
-                label=f"{setting} ({'calibrated' if line_style(calibration) == '-' else 'uncalibrated'})",
-            )
-        for (setting, calibration), points in sorted(baseline_auc.get(name, {}).items(), key=line_order):
-            ax.axhline(
-                points[0][1], linestyle=line_style(calibration), linewidth=0.8, alpha=0.5, color=colours[setting]
-            )
-        if name in baseline_auc:
-            ax.text(0.99, 0.99, "thin lines: no DP", ha="right", va="top", transform=ax.transAxes, fontsize="x-small")
-        _auc_axes(ax, "epsilon (DP budget)", name)
-        ax = axes[r][1]
+        for col, setting in enumerate(settings):
+            ax = axes[r][col]
+            for (_, calibration), points in sorted(auc.get((name, setting), {}).items(), key=line_order):
+                calibrated = line_style(calibration) == "-"
+                _plot_line(
+                    ax,
+                    points,
+                    auc_bands.get((name, setting), {}).get((setting, calibration)),
+                    line_style(calibration),
+                    marker="o",
+                    markersize=3,
+                    color=CALIBRATION_COLOURS[calibrated],
+                    label=_calibration_label(calibration),
+                )
+            for (_, calibration), points in sorted(baseline_auc.get((name, setting), {}).items(), key=line_order):
+                calibrated = line_style(calibration) == "-"
+                ax.axhline(
+                    points[0][1],
+                    linestyle=line_style(calibration),
+                    linewidth=0.9,
+                    alpha=0.45,
+                    color=CALIBRATION_COLOURS[calibrated],
+                    label=f"no DP ({_calibration_label(calibration)})",
+                )
+            _auc_axes(ax, f"{name}\n{setting}")
+            ax.set_ylim(0.3, 1.02)
+            _log_x(ax, epsilons, "epsilon (DP budget)")
+        ax = axes[r][len(settings)]
         points = quality.get(name, {}).get("quality")
         if points:
             xs, ys = zip(*points, strict=False)
-            ax.plot(xs, ys, "-", marker="s", markersize=3, color="black")
-            ax.set_xscale("log")
+            ax.plot(xs, ys, "-", marker="s", markersize=3, color="black", label="sample quality (DP)")
             baseline = baseline_quality.get(name, {}).get("quality")
             if baseline:
-                ax.axhline(baseline[0][1], color="black", linewidth=0.8, alpha=0.5, linestyle="--")
-                ax.text(0.99, 0.99, "dashed: no DP", ha="right", va="top", transform=ax.transAxes, fontsize="x-small")
+                ax.axhline(
+                    baseline[0][1],
+                    color="black",
+                    linewidth=0.9,
+                    alpha=0.45,
+                    linestyle="--",
+                    label="sample quality (no DP)",
+                )
+            _log_x(ax, epsilons, "epsilon (DP budget)")
         else:
-            ax.text(
-                0.5,
-                0.5,
-                "no quality.json\n(python -m ganleaks.evaluation.quality)",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-                fontsize="small",
-            )
+            _not_estimable(ax, "no quality.json\n(python -m ganleaks.evaluation.quality)")
         ax.set_xlabel("epsilon (DP budget)")
-        ax.set_ylabel("Fréchet distance (lower = better samples)")
-        ax.set_title(f"{name}: sample quality", fontsize="medium")
-        ax.grid(alpha=0.3, which="both")
+        ax.set_ylabel("Fréchet distance\n(lower = better samples)")
+        ax.set_title(f"{name}\nsample quality", fontsize="medium")
+        ax.grid(alpha=0.3)
     return _save(plt, fig, path)
 
 
 def plot_k(rows: list[dict], path: Path) -> Path | None:
-    """Full black-box / Monte-Carlo AUC against k, one panel per victim."""
+    """Full black-box / Monte-Carlo AUC against k: one panel per victim and setting, one line per
+    training-set size (colour) and calibration (dashed: uncalibrated, solid: calibrated)."""
     k_rows = [row for row in rows if row.get("setting") in SWEEP_K_SETTINGS and row.get("k") is not None]
     if not varies(k_rows, "k", ("data", "model", "setting", "train_size")):
         return None
 
+    def cell(row):
+        return (victim_label(row), row["setting"])
+
     def line(row):
         return (row["setting"], row["calibration"], row["train_size"])
 
-    curves = curve_points(k_rows, "k", "auc", victim_label, line)
-    bands = curve_bands(k_rows, "k", "auc", victim_label, line)
-    colours = _setting_colours(row["setting"] for row in k_rows)
-    panels = sorted(curves)
-    plt, fig, axes = _figure(1, len(panels))
-    for col, panel in enumerate(panels):
-        ax = axes[0][col]
-        sizes = sorted({key[2] for key in curves[panel]}, key=lambda s: (s is None, s))
-        markers = dict(zip(sizes, "osD^v<>p*h", strict=False))
-        for (setting, calibration, size), points in sorted(curves[panel].items(), key=line_order):
-            _plot_line(
-                ax,
-                points,
-                bands.get(panel, {}).get((setting, calibration, size)),
-                line_style(calibration),
-                marker=markers.get(size, "o"),
-                markersize=3,
-                color=colours[setting],
-                label=f"{setting} n={size} ({'calibrated' if line_style(calibration) == '-' else 'uncalibrated'})",
-            )
-        _auc_axes(ax, "k (generated samples)", panel)
+    curves = curve_points(k_rows, "k", "auc", cell, line)
+    bands = curve_bands(k_rows, "k", "auc", cell, line)
+    victims = sorted({victim_label(row) for row in k_rows})
+    settings = _ordered_settings(k_rows)
+    sizes = sorted({row["train_size"] for row in k_rows}, key=lambda s: (s is None, s))
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10"]
+    colours = {size: palette(i % 10) for i, size in enumerate(sizes)}
+    ks = [float(row["k"]) for row in k_rows]
+    plt, fig, axes = _figure(len(victims), len(settings))
+    for r, victim in enumerate(victims):
+        for col, setting in enumerate(settings):
+            ax = axes[r][col]
+            for (_, calibration, size), points in sorted(curves.get((victim, setting), {}).items(), key=line_order):
+                _plot_line(
+                    ax,
+                    points,
+                    bands.get((victim, setting), {}).get((setting, calibration, size)),
+                    line_style(calibration),
+                    marker="o",
+                    markersize=3,
+                    color=colours[size],
+                    label=f"n={size} ({_calibration_label(calibration)})",
+                )
+            _auc_axes(ax, f"{victim}\n{setting}")
+            _log_x(ax, ks, "k (generated samples)")
     return _save(plt, fig, path)
