@@ -210,3 +210,24 @@ def test_make_sample_bank_keeps_generators_on_the_seeded_bank():
             return torch.tanh(z)
 
     assert type(make_sample_bank(Tiny(), 16, seed=0)) is SampleBank
+
+
+def test_todays_engines_score_a_stored_set_once_given_its_bank():
+    """What the wiring changes is only which bank the engines build (make_sample_bank); the rest runs as is."""
+    from ganleaks.attacks.distances import ReconstructionDistance
+    from ganleaks.attacks.engines import FullBlackBoxEngine, MonteCarloEngine
+
+    samples = torch.rand(30, 1, 4, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    generator = StoredSampleGenerator(samples)
+    queries = samples[[4, 9]] * 0.9
+    ids = torch.tensor([11, 12])
+    fullbb = FullBlackBoxEngine(generator, ReconstructionDistance(), k=30, seed=0)
+    fullbb.bank = make_sample_bank(generator, 30, seed=0, chunk_size=7)
+    result = fullbb.losses(queries, ids)
+    assert result.z is not None and result.z[:, 0].tolist() == [4, 9]
+    expected = (queries - samples[[4, 9]]).pow(2).flatten(1).mean(1)
+    assert torch.allclose(result.loss, expected)
+    montecarlo = MonteCarloEngine(generator, k=30, seed=0)
+    montecarlo.attack.bank = make_sample_bank(generator, 30, seed=0)
+    montecarlo.prepare(queries)
+    assert torch.equal(montecarlo.losses(queries, ids).loss, -monte_carlo_scores(queries, samples).score.float())
