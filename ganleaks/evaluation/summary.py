@@ -1,0 +1,199 @@
+"""A one-page HTML audit summary of a finished attack run folder (``summary.html``).
+
+One self-contained file a data owner can open or mail: the threat model (what the attacker had),
+the victim, AUC and TPR at low FPR with their 95% intervals, the ROC figure and the most exposed
+records embedded as base64 PNGs, epsilon where the victim was trained with DP, and the exact
+command. No server, no scripts, no external assets; every value read from the run folder is
+HTML-escaped. Reads files only (``metrics.json``, ``run.json`` or ``.hydra/``, the victim's
+``privacy.json``), through :func:`ganleaks.evaluation.runs.load_run`, as the sweep report does.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import logging
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganleaks.evaluation.estimates import INTERVAL_KEYS, format_estimate
+from ganleaks.evaluation.exposure import EXPOSED_CSV, EXPOSED_PNG
+from ganleaks.evaluation.runs import load_run, resolve_victim_dir
+from ganleaks.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SUMMARY_NAME = "summary.html"
+FIGURES = (("roc.png", "ROC curve (linear and log-log axes)"), (EXPOSED_PNG, "Most exposed members"),
+           ("reconstructions.png", "Queries and their reconstructions"))  # fmt: skip
+
+#: What the attacker had in each setting, one sentence each (SPEC, paper section 4).
+THREAT_MODELS = {
+    "fullbb": "Full black-box: the attacker saw only a set of generated samples, no model; each record is "
+    "matched to its nearest generated sample (paper eq. 5).",
+    "partialbb": "Partial black-box: the attacker could choose latent codes and see the generated outputs, "
+    "without weights or gradients; each record is reconstructed by a gradient-free search (Powell).",
+    "whitebox": "White-box: the attacker had the generator's weights; each record is reconstructed by "
+    "gradient-based search (L-BFGS) through the generator.",
+    "discriminator": "Accessible discriminator: the attacker had the trained discriminator and scores each "
+    "record by how real the discriminator finds it (LOGAN, Hayes et al.).",
+    "montecarlo": "Monte-Carlo baseline (Hilprecht et al.): the attacker saw only a set of generated samples "
+    "and counts the samples close to each record.",
+}
+METRIC_LABELS = {
+    "auc": "ROC AUC",
+    "average_precision": "Average precision",
+    "tpr_at_fpr_0.001": "TPR at 0.1% FPR",
+    "tpr_at_fpr_0.01": "TPR at 1% FPR",
+    "tpr_at_fpr_0.1": "TPR at 10% FPR",
+}
+
+_STYLE = """
+body { font-family: sans-serif; max-width: 60em; margin: 2em auto; color: #222; line-height: 1.4; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; } td, th { padding: 0.2em 0.8em; border-bottom: 1px solid #eee; text-align: left; }
+code, pre { background: #f4f4f4; padding: 0.1em 0.3em; } pre { padding: 0.6em; overflow-x: auto; }
+img { max-width: 100%; } .note { color: #666; font-size: 0.9em; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _config(run_dir: Path) -> dict:
+    record = _read_json(run_dir / "run.json")
+    if record is not None and isinstance(record.get("config"), dict):
+        return record["config"]
+    path = run_dir / ".hydra" / "config.yaml"
+    if path.is_file():
+        loaded = yaml.safe_load(path.read_text())
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def attack_command(run_dir: str | os.PathLike) -> str | None:
+    """``python attack.py <overrides>`` as the run was launched (``run.json``, else ``.hydra/overrides.yaml``)."""
+    run_dir = Path(run_dir)
+    record = _read_json(run_dir / "run.json") or {}
+    text = (record.get("hydra_files") or {}).get("overrides.yaml")
+    if text is None and (run_dir / ".hydra" / "overrides.yaml").is_file():
+        text = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    if text is None:
+        return None
+    overrides = yaml.safe_load(text) or []
+    if not isinstance(overrides, list):
+        return None
+    return " ".join(["python attack.py", *(shlex.quote(str(o)) for o in overrides)])
+
+
+def _flatten(node: Any, prefix: str) -> list[tuple[str, Any]]:
+    if isinstance(node, dict):
+        return [item for key, value in node.items() for item in _flatten(value, f"{prefix}.{key}")]
+    return [(prefix, node)]
+
+
+def _image(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    image = f'<img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
+    return f"<figure>{image}<figcaption>{_e(caption)}</figcaption></figure>"
+
+
+def _exposed_table(path: Path, limit: int = 10) -> str:
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if len(rows) < 2:
+        return "<p>No member could be scored.</p>"
+    head = "".join(f"<th>{_e(cell)}</th>" for cell in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows[1 : limit + 1])
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _privacy(run: dict, run_dir: Path) -> str:
+    epsilon = run.get("epsilon")
+    if epsilon is None:
+        return "The victim was not trained with differential privacy (no privacy budget recorded)."
+    victim_dir = resolve_victim_dir(run.get("victim_run_dir"), run_dir)
+    privacy = _read_json(victim_dir / "privacy.json") if victim_dir is not None else None
+    delta = None if privacy is None else privacy.get("delta")
+    return f"Differentially private victim: &epsilon; = {_e(f'{float(epsilon):.3g}')}" + (
+        f", &delta; = {_e(f'{float(delta):.2g}')}" if delta is not None else ""
+    ) + " (from the privacy accountant)."  # fmt: skip
+
+
+def render_summary(run_dir: str | os.PathLike) -> str:
+    """The summary page of the attack run in ``run_dir`` as an HTML string.
+
+    Raises:
+        ValueError: no readable ``metrics.json`` in ``run_dir``.
+    """
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    metrics = _read_json(run_dir / "metrics.json") or {}
+    config = _config(run_dir)
+    setting = str(run.get("setting") or "?")
+    calibration = run.get("calibration")
+    threat = THREAT_MODELS.get(setting, f"Setting {setting}.")
+    if calibration and calibration != "none":
+        threat += " Scores are calibrated with a reference model trained on data disjoint from the queries (eq. 11)."
+
+    parts = [f"<h1>Membership-inference audit: {_e(setting)}</h1>", "<h2>Threat model</h2>", f"<p>{_e(threat)}</p>"]
+    victim = config.get("victim") if isinstance(config.get("victim"), dict) else {}
+    facts = [("data", run.get("data")), ("model", run.get("model")), ("members trained on", run.get("train_size"))]
+    facts += _flatten(victim, "victim")
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v not in (None, ""))
+    parts += ["<h2>Victim</h2>", f"<table>{rows}</table>", f"<p>{_privacy(run, run_dir)}</p>"]
+
+    metric_rows = [(METRIC_LABELS.get(key, key), format_estimate(metrics, key)) for key in INTERVAL_KEYS]
+    if metrics.get("accuracy") is not None:
+        metric_rows.append(("Best-threshold accuracy (optimistic)", format_estimate(metrics, "accuracy")))
+    counts = ", ".join(
+        f"{metrics.get(key)} {name}"
+        for key, name in (("n_members", "members"), ("n_nonmembers", "non-members"), ("n_failed", "failed"))
+    )
+    parts += [
+        "<h2>Results</h2>",
+        "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in metric_rows) + "</table>",
+        f'<p class="note">Queries: {_e(counts)}. Intervals: {_e(metrics.get("ci_level", 0.95))} '
+        f"{_e(metrics.get('ci_method', 'bootstrap'))}. AUC 0.5 is chance; a TPR at low FPR well above that FPR "
+        "means some records are identified with few false alarms.</p>",
+    ]
+    for name, caption in FIGURES:
+        if (run_dir / name).is_file():
+            parts.append(_image(run_dir / name, caption))
+    if (run_dir / EXPOSED_CSV).is_file():
+        parts += ["<h2>Most exposed members</h2>", _exposed_table(run_dir / EXPOSED_CSV)]
+
+    command = attack_command(run_dir)
+    parts += ["<h2>Command</h2>", f"<pre>{_e(command or 'not recorded (no run.json or .hydra/overrides.yaml)')}</pre>"]
+    parts += [
+        "<details><summary>metrics.json</summary>",
+        f"<pre>{_e(json.dumps(metrics, indent=1, sort_keys=True))}</pre></details>",
+        f'<p class="note">Run folder: {_e(run_dir)}</p>',
+    ]
+    title = f"ganleaks audit: {setting}"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f"<style>{_STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    )
+
+
+def write_summary(run_dir: str | os.PathLike) -> Path:
+    """Write ``<run_dir>/summary.html`` (atomically) and return its path."""
+    path = Path(run_dir) / SUMMARY_NAME
+    atomic_write_text(path, render_summary(run_dir))
+    return path
