@@ -10,9 +10,11 @@ Writes into ``--out`` (default: ``report/`` inside the first folder given):
 
 * ``runs.csv`` and ``runs.md``: one row per attack run (sorted), with the victim's sample quality
   (``quality.json`` in the victim's run folder, from ``python -m ganleaks.evaluation.quality``);
+* ``pivot_auc.md`` and ``pivot_tpr.md``: AUC and TPR@1%FPR (with intervals) as one row per victim
+  and one column per setting, uncalibrated beside calibrated;
 * ``auc_vs_train_size.png``: AUC and TPR@1%FPR against the training-set size (log axis), one panel
-  per victim, one colour per setting, calibrated solid and uncalibrated dashed (paper figure 5);
-* ``epsilon_vs_auc.png``: DP victims, AUC against epsilon beside the sample quality;
+  per victim and setting, calibrated solid and uncalibrated dashed (paper figure 5);
+* ``epsilon_vs_auc.png``: DP victims, AUC against epsilon per setting beside the sample quality;
 * ``auc_vs_k.png``: full black-box / Monte-Carlo AUC against the number of generated samples k.
 
 Metrics are shown with their 95% bootstrap interval where the run recorded one (the table as
@@ -24,7 +26,8 @@ unless ``WANDB_MODE`` says otherwise); a W&B failure is logged and never stops t
 
 ``--doc DOC`` also puts the Markdown table (``runs.md``) into a results document, between the lines
 ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` (``--block NAME``; default: the first folder's
-name). With ``--check`` the document is only compared: the command exits with status 1 and a diff
+name), and the pivot tables into the blocks ``NAME-auc`` and ``NAME-tpr`` where the document has
+their markers. With ``--check`` the document is only compared: the command exits with status 1 and a diff
 when the document's table is not the one the runs give.
 
 The work is done in :mod:`ganleaks.evaluation`: ``runs`` (reading the run folders), ``tables``
@@ -46,11 +49,12 @@ from ganleaks.evaluation.markdown_blocks import (
     MarkdownBlockError,
     StaleMarkdownBlockError,
     check_markdown_block,
+    markers,
     sync_markdown_block,
 )
 from ganleaks.evaluation.runs import NoRunsFoundError, find_attack_runs, gather, load_run, resolve_victim_dir
 from ganleaks.evaluation.sweep_figures import plot_epsilon, plot_k, plot_train_size
-from ganleaks.evaluation.tables import raw_columns, raw_value, to_csv, to_markdown
+from ganleaks.evaluation.tables import raw_columns, raw_value, to_csv, to_markdown, to_pivot_markdown
 
 __all__ = [  # what ganleaks.report has always offered, wherever it now lives
     "NoRunsFoundError",
@@ -75,6 +79,7 @@ class Report:
     out_dir: Path
     files: dict[str, Path] = field(default_factory=dict)
     markdown: str = ""
+    pivots: dict[str, str] = field(default_factory=dict)  # PIVOT_BLOCKS suffix -> Markdown table
 
 
 def log_to_wandb(report: Report, project: str | None = None) -> bool:
@@ -125,6 +130,22 @@ def log_to_wandb(report: Report, project: str | None = None) -> bool:
 # Entry points
 
 
+# The pivot tables' blocks: report:NAME-auc and report:NAME-tpr beside the runs table report:NAME.
+PIVOT_BLOCKS = {"auc": "auc", "tpr": "tpr_at_fpr_0.01"}
+
+
+def doc_blocks(report: Report, block: str, doc: Path) -> list[tuple[str, str]]:
+    """The blocks of ``doc`` a report fills: ``block`` (every run, required) and, where the
+    document has their markers, ``block-auc`` / ``block-tpr`` (the pivot tables)."""
+    document = doc.read_text(encoding="utf-8")
+    blocks = [(block, report.markdown)]
+    for suffix, text in report.pivots.items():
+        name = f"{block}-{suffix}"
+        if markers(name)[0] in document or markers(name)[1] in document:
+            blocks.append((name, text))
+    return blocks
+
+
 def build_report(
     paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike | None = None, wandb: str = "auto"
 ) -> Report:
@@ -148,6 +169,10 @@ def build_report(
     report.markdown = to_markdown(rows, relative_to=Path(paths[0]).resolve())
     (out / "runs.md").write_text(report.markdown)
     report.files.update({"table_csv": out / "runs.csv", "table_markdown": out / "runs.md"})
+    for suffix, metric in PIVOT_BLOCKS.items():
+        report.pivots[suffix] = to_pivot_markdown(rows, metric)
+        (out / f"pivot_{suffix}.md").write_text(report.pivots[suffix])
+        report.files[f"pivot_{suffix}"] = out / f"pivot_{suffix}.md"
     for name, plot in (("auc_vs_train_size", plot_train_size), ("epsilon_vs_auc", plot_epsilon), ("auc_vs_k", plot_k)):
         written = plot(rows, out / f"{name}.png")
         if written is not None:
@@ -194,12 +219,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.doc:
         block = args.block or Path(args.run_dirs[0]).resolve().name
         try:
-            if args.check:
-                check_markdown_block(args.doc, block, report.markdown)
-                log.info("%s: the table report:%s is up to date", args.doc, block)
-            else:
-                changed = sync_markdown_block(args.doc, block, report.markdown)
-                log.info("%s: the table report:%s %s", args.doc, block, "updated" if changed else "is up to date")
+            for name, text in doc_blocks(report, block, Path(args.doc)):
+                if args.check:
+                    check_markdown_block(args.doc, name, text)
+                    log.info("%s: the table report:%s is up to date", args.doc, name)
+                else:
+                    changed = sync_markdown_block(args.doc, name, text)
+                    log.info("%s: the table report:%s %s", args.doc, name, "updated" if changed else "is up to date")
         except StaleMarkdownBlockError as error:
             parser.exit(1, f"error: {error}")
         except (FileNotFoundError, MarkdownBlockError) as error:

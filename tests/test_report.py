@@ -373,3 +373,28 @@ def test_size_figure_has_a_panel_per_victim_setting_and_metric(size_study, tmp_p
         )
         assert styles in (["-", "--"], [])  # TPR@1% is not estimable with these 10 non-members
         assert any(line.get_label().startswith("chance") for line in ax.get_lines())
+
+
+def test_pivot_tables_put_settings_side_by_side_and_fill_their_blocks(tmp_path):
+    """pivot_auc.md: a row per victim and size, a column per setting (uncalibrated, then calibrated),
+    each cell the AUC with its interval; --doc fills report:NAME-auc / -tpr where the document has them."""
+    root = tmp_path / "study"
+    for size, auc in ((64, 0.9), (256, 0.6)):
+        victim = make_victim(root, "dcgan", size)
+        for calibration, shift in (("none", 0.0), ("reference", 0.04)):
+            make_attack_run(root, victim, "dcgan", size, "whitebox", calibration, auc + shift, intervals=True)
+        make_attack_run(root, victim, "dcgan", size, "fullbb", "none", auc - 0.1, intervals=True)
+    report = build_report([root], tmp_path / "out", wandb="off")
+    lines = (tmp_path / "out" / "pivot_auc.md").read_text().splitlines()
+    assert lines[0] == "| model | train size | fullbb | whitebox | whitebox cal. |"
+    assert lines[2] == "| dcgan | 64 | 0.80 [0.70, 0.85] | 0.90 [0.80, 0.95] | 0.94 [0.84, 0.99] |"
+    assert lines[3].startswith("| dcgan | 256 | 0.50 [0.40, 0.55] |") and len(lines) == 4
+    assert (tmp_path / "out" / "pivot_tpr.md").read_text().count("n/a") == 6  # 10 non-members: TPR@1% n/a
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text(
+        "<!-- report:study -->\n<!-- /report:study -->\n\n<!-- report:study-auc -->\nold\n<!-- /report:study-auc -->\n"
+    )
+    main([str(root), "--out", str(tmp_path / "out"), "--wandb", "off", "--doc", str(doc)])
+    text = doc.read_text()
+    assert report.pivots["auc"] in text and report.markdown in text and "\nold\n" not in text
+    assert "report:study-tpr" not in text  # a block the document does not have is not added

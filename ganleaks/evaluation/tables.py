@@ -104,3 +104,67 @@ def to_markdown(rows: list[dict], relative_to: Path | None = None) -> str:
             cells.append(_format(value, spec, row, key).replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# The pivot tables: one row per victim (and k where the runs vary it), one column per setting and
+# calibration, each cell one metric with its interval. What docs/RESULTS.md shows; runs.md has the rest.
+PIVOT_METRICS = {"auc": "AUC", "tpr_at_fpr_0.01": "TPR@1%FPR"}
+_PIVOT_LABELS = [
+    ("model", "model", "s"),
+    ("epsilon", "epsilon", ".3g"),
+    ("noise_multiplier", "sigma", ".3g"),
+    ("train_size", "train size", "d"),
+    ("k", "k", "d"),
+    ("fid_classifier", "quality (FD)", ".3f"),
+]
+
+
+def _setting_rank(setting: str) -> tuple:
+    from ganleaks.evaluation.runs import SETTING_ORDER
+
+    return (SETTING_ORDER.index(setting) if setting in SETTING_ORDER else len(SETTING_ORDER), setting)
+
+
+def to_pivot_markdown(rows: list[dict], metric: str) -> str:
+    """``metric`` (a key of ``PIVOT_METRICS``) as a victim x (setting, calibration) Markdown table.
+
+    A row per data / model / privacy / training-set size / seed (and k where runs of one setting
+    differ in k); a column per setting, uncalibrated then calibrated ("cal."). A cell holds the
+    estimate with its 95% interval (``0.71 [0.63, 0.80]``), ``n/a`` where not estimable, and is
+    empty where the run does not exist. Several seeds give several rows.
+    """
+    vary_k = any(
+        len({row.get("k") for row in rows if row["setting"] == setting} - {None}) > 1
+        for setting in {row["setting"] for row in rows}
+    )
+    columns = sorted(
+        {(row["setting"], row["calibration"] not in (None, "none")) for row in rows},
+        key=lambda c: (*_setting_rank(c[0]), c[1]),
+    )
+    labels = [c for c in _PIVOT_LABELS if (c[0] != "k" or vary_k) and any(row.get(c[0]) is not None for row in rows)]
+    if len({row.get("seed") for row in rows}) > 1:
+        labels.append(("seed", "seed", "d"))
+    if len({row.get("data") for row in rows}) > 1:
+        labels.insert(0, ("data", "data", "s"))
+    table: dict[tuple, dict] = {}
+    for row in rows:
+        key = tuple(row.get(k) for k, _, _ in labels if k not in ("fid_classifier", "epsilon"))
+        entry = table.setdefault(key, {"row": row, "cells": {}})
+        entry["cells"][(row["setting"], row["calibration"] not in (None, "none"))] = row
+    headers = [header for _, header, _ in labels] + [f"{s}{' cal.' if cal else ''}" for s, cal in columns]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" if spec == "s" else "---:" for _, _, spec in labels) + "|---:" * len(columns) + "|",
+    ]
+
+    def order(key):
+        return tuple((value is None, value if value is not None else 0) for value in key)
+
+    for key in sorted(table, key=order):
+        entry = table[key]
+        cells = [_format(entry["row"].get(k), spec) for k, _, spec in labels]
+        for column in columns:
+            run = entry["cells"].get(column)
+            cells.append("" if run is None else _format(run.get(metric), "ci", run, metric))
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
