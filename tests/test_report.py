@@ -398,3 +398,19 @@ def test_pivot_tables_put_settings_side_by_side_and_fill_their_blocks(tmp_path):
     text = doc.read_text()
     assert report.pivots["auc"] in text and report.markdown in text and "\nold\n" not in text
     assert "report:study-tpr" not in text  # a block the document does not have is not added
+
+
+def test_a_published_study_finds_its_victims_under_the_new_root(tmp_path, monkeypatch):
+    """Runs attacked under outputs/cpu_size and committed under results/cpu_size (and a study whose
+    victims are another study's, results/cpu_k reading results/cpu_size) still find their victims."""
+    victim = tmp_path / "results" / "cpu_size" / "train" / "toy" / "dcgan" / "n64" / "seed0"
+    victim.mkdir(parents=True)
+    attack = tmp_path / "results" / "cpu_k" / "attack" / "toy" / "dcgan" / "n64" / "seed0" / "fullbb" / "none-l2"
+    attack.mkdir(parents=True)
+    own = tmp_path / "results" / "cpu_size" / "attack" / "toy" / "dcgan" / "n64" / "seed0" / "fullbb" / "none-l2"
+    own.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    recorded = "outputs/cpu_size/train/toy/dcgan/n64/seed0"
+    assert report_module.resolve_victim_dir(recorded, own) == victim.resolve()
+    assert report_module.resolve_victim_dir(recorded, attack) == victim.resolve()
+    assert report_module.resolve_victim_dir("outputs/cpu_size/train/toy/dcgan/n256/seed0", own) is None

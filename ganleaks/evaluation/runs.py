@@ -81,16 +81,22 @@ def resolve_victim_dir(victim_run_dir: str | None, attack_dir: Path) -> Path | N
 
     A relative path is relative to where the attack was launched: tried from the current folder,
     then from each folder above the attack run (the usual layout is ``<root>/attack/...`` beside
-    ``<root>/train/...``, launched from the folder holding ``<root>``).
+    ``<root>/train/...``, launched from the folder holding ``<root>``). A study published under
+    another root (``outputs/cpu_size/train/...`` committed as ``results/cpu_size/train/...``) is
+    found by then dropping the recorded path's leading folders, down to its ``train`` folder.
     """
     if not victim_run_dir:
         return None
     path = Path(victim_run_dir).expanduser()
     if path.is_absolute():
         return path if path.is_dir() else None
-    for base in [Path.cwd(), *attack_dir.parents]:
-        if (base / path).is_dir():
-            return (base / path).resolve()
+    bases = [Path.cwd(), *attack_dir.parents]
+    last_train = max((i for i, part in enumerate(path.parts) if part == "train"), default=0)
+    for start in range(last_train + 1):
+        suffix = Path(*path.parts[start:])
+        for base in bases:
+            if (base / suffix).is_dir():
+                return (base / suffix).resolve()
     return None
 
 
