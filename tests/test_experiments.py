@@ -23,7 +23,7 @@ STUDY_ARGS = {"celeba": ["data.root=/data/celeba"]}  # what every command of a s
 # (train jobs, reference jobs, attack jobs) per study; changing a study's grid changes these.
 EXPECTED_JOBS = {
     "cpu_size": (3 * 4, 3, 3 * 4 * 5 * 2),
-    "cpu_dp": (5, 2, 5 * 5 * 2),
+    "cpu_dp": (5, 1, 5 * 5 * 2),
     "cpu_k": (2 * 2, 1, 2 * 2 * 2 * 6 * 2),
     "celeba_size": (4 * 8, 4, 4 * 8 * 5 * 2),
     "celeba_dp": (5, 2, 5 * 5 * 2),
@@ -263,7 +263,15 @@ def test_dp_baseline_commands_line_up():
     assert baseline["output_dir"] == "outputs/cpu_dp/train/fashion_mnist/dpgan/n256/seed0"
     assert (baseline["part"], baseline["private"]) == ("members", "False")
     attacks = expand(
-        "attack", "cpu_size_attack", ["paths.root=outputs/cpu_dp", "model=dpgan", "data.train_size=256", "privacy=none"]
+        "attack",
+        "cpu_size_attack",
+        [
+            "paths.root=outputs/cpu_dp",
+            "model=dpgan",
+            "data.train_size=256",
+            "privacy=none",
+            "calibration.blackbox_model=dpgan",
+        ],
     )
     assert len(attacks) == 5 * 2
     for overrides in attacks:
