@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from ganleaks.config_checks import check_attack_config, check_train_config
-from ganleaks.data import MembershipDataModule
+from ganleaks.data import TrainingSet
 from ganleaks.data.loading import load_sample_set, prepare_split, write_trained_on
 from ganleaks.third_party_output import silence_third_party_noise
 
@@ -38,7 +38,7 @@ def train(cfg: DictConfig, run_dir: str | Path):
 
     Re-running with the same config and ``run_dir`` resumes from the last checkpoint.
     """
-    from ganleaks.models.training import check_trainable, fit_victim
+    from ganleaks.models.training import fit_victim, prepare_victim
 
     _check_split_config(cfg.data)
     check_train_config(cfg)
@@ -46,11 +46,12 @@ def train(cfg: DictConfig, run_dir: str | Path):
     silence_third_party_noise()
     pl.seed_everything(cfg.seed, workers=True)
     sample_set = load_sample_set(cfg.data)
-    check_trainable(cfg, sample_set.shape, sample_set.kind)  # user errors before anything is written
+    # The victim, its Trainer and loggers, built and checked once: user errors before anything is written.
+    victim = prepare_victim(cfg, sample_set.shape, sample_set.kind, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     split = prepare_split(cfg.data, sample_set, cfg.seed, run_dir)
     write_trained_on(run_dir, cfg.data.part, split)
-    datamodule = MembershipDataModule(
+    training_set = TrainingSet(
         sample_set,
         split,
         part=cfg.data.part,
@@ -61,13 +62,13 @@ def train(cfg: DictConfig, run_dir: str | Path):
     log.info(
         "training %s on %d %s of %s (%s) -> %s",
         cfg.model.name,
-        datamodule.num_train_samples,
+        training_set.num_train_samples,
         cfg.data.part,
         sample_set.name,
         "x".join(map(str, sample_set.shape)),
         run_dir,
     )
-    module = fit_victim(cfg, datamodule, run_dir)
+    module = fit_victim(cfg, training_set, run_dir, victim)
     log.info("done: %s", run_dir)
     return module
 
