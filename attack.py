@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> float:
     out_dir = HydraConfig.get().runtime.output_dir
     try:
         with user_errors():  # a mistake the user can fix: one message (HYDRA_FULL_ERROR=1: the traceback)
-            metrics = attack(cfg, out_dir)
+            metrics = attack(cfg, out_dir, HydraConfig.get().overrides.task)
     except BaseException:
         # Hydra rewrote .hydra/ before this command failed: a finished run's record must stay its own.
         restore_hydra_files(out_dir)

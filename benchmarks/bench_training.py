@@ -61,13 +61,13 @@ class BatchStartTimes(pl.Callback):
 
 
 def datamodule(cfg: Any) -> Any:
-    from ganleaks.data.datamodule import MembershipDataModule
     from ganleaks.data.sources import load_digits
     from ganleaks.data.split import make_split
+    from ganleaks.data.training_set import TrainingSet
 
     data = load_digits(int(cfg.data.source.resolution))
     split = make_split(data, cfg.data.train_size, cfg.data.nonmember_size, cfg.data.reference_size, cfg.seed)
-    return MembershipDataModule(data, split, batch_size=cfg.data.batch_size, seed=cfg.seed)
+    return TrainingSet(data, split, batch_size=cfg.data.batch_size, seed=cfg.seed)
 
 
 def run_plain(cfg: Any, device: torch.device, batches: int) -> list[float]:

@@ -206,13 +206,13 @@ def victim_generator(
         if cache.is_file():
             generator.load_state_dict(load_file(str(cache)))
         else:
-            from ganleaks.data.datamodule import MembershipDataModule
             from ganleaks.data.sources import load_digits
             from ganleaks.data.split import make_split
+            from ganleaks.data.training_set import TrainingSet
 
             data = load_digits(32)
             split = make_split(data, cfg.data.train_size, cfg.data.nonmember_size, cfg.data.reference_size, seed)
-            loader = MembershipDataModule(data, split, batch_size=cfg.data.batch_size, seed=seed).train_dataloader()
+            loader = TrainingSet(data, split, batch_size=cfg.data.batch_size, seed=seed).train_dataloader()
             module.to(device).train()
             g_opt, d_opt = module.build_optimizer("generator"), module.build_optimizer("discriminator")
             done = 0

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganleaks.attacks.calibration import align_by_id, calibrated_loss, check_reference_run
 from ganleaks.attacks.checks import NonFiniteOutputError, check_discriminator_outputs, check_generator_outputs
 from ganleaks.attacks.engines import STATUS_NAMES, build_engine
-from ganleaks.attacks.run_record import write_run_record
+from ganleaks.attacks.run_record import attack_facts, write_run_record
 from ganleaks.attacks.runner import global_rank, score_queries
 from ganleaks.data.loading import load_sample_set, read_trained_on
 from ganleaks.data.sample_set import SampleSet
@@ -427,20 +427,12 @@ def _is_global_zero(cfg: DictConfig) -> bool:
 
 
 def _run_facts(cfg, victim_dir, reference_dir, status, seconds) -> dict:
-    facts = {
-        "setting": cfg.setting.name,
-        "calibration": cfg.calibration.name,
-        "distance": cfg.distance.name,
-        "victim_run_dir": str(victim_dir),
-        "reference_run_dir": None if reference_dir is None else str(reference_dir),
+    """What was attacked and how (run_record.attack_facts, the record the report reads), and how it went."""
+    return {
+        **attack_facts(cfg, victim_dir, reference_dir),
         "n_failed": int((status != 0).sum()),
-        "seed": int(cfg.seed),
         "wall_seconds": round(seconds, 2),
     }
-    privacy = Path(victim_dir) / "privacy.json"
-    if privacy.is_file():
-        facts["epsilon"] = json.loads(privacy.read_text()).get("epsilon")
-    return facts
 
 
 def _fmt(value: float) -> str:

@@ -6,6 +6,10 @@ by the refused run's settings. ``run.json`` is written only together with ``scor
 ``metrics.json``: it holds the config the results were computed with (resolved), the metrics, and
 a copy of the ``.hydra/*.yaml`` files of that invocation, which :func:`restore_hydra_files` puts
 back when a later command into the folder fails.
+
+It also holds the run's ``facts`` (:func:`attack_facts`): what was attacked (victim folder, data,
+model, training-set size, privacy budget) and how (setting, k, distance, calibration, seed), which
+the report reads instead of re-deriving them from a config.
 """
 
 from __future__ import annotations
@@ -22,7 +26,67 @@ log = logging.getLogger(__name__)
 
 RUN_RECORD_NAME = "run.json"
 HYDRA_SUBDIR = ".hydra"
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: with "facts"
+PRIVACY_NAME = "privacy.json"  # a DP victim's budget, written by training
+TRAINED_ON_NAME = "trained_on.json"  # ganleaks.data.loading's name, not imported from there (it loads torch)
+# The facts of an attack, in this order; k only where the setting has one, epsilon / delta /
+# noise_multiplier only for a victim trained with DP.
+FACT_KEYS = (
+    "setting",
+    "k",
+    "calibration",
+    "distance",
+    "victim_run_dir",
+    "reference_run_dir",
+    "data",
+    "model",
+    "train_size",
+    "privacy",
+    "noise_multiplier",
+    "epsilon",
+    "delta",
+    "seed",
+)
+
+
+def _read_object(path: Path) -> dict:
+    """The JSON object in ``path``; empty when missing or unreadable (with a warning)."""
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        log.warning("cannot read %s (%s); ignoring it", path, error)
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def attack_facts(cfg: DictConfig, victim_dir: Path, reference_dir: Path | None) -> dict:
+    """What an attack ran on and with (``FACT_KEYS``), from its config and the victim's own records.
+
+    The victim's model name comes from its ``trained_on.json`` when it recorded one (a victim named by
+    ``victim.run_dir=PATH`` need not match ``model=``), its privacy budget from its ``privacy.json``.
+    """
+    victim_dir = Path(victim_dir)
+    budget = _read_object(victim_dir / PRIVACY_NAME)
+    facts = {
+        "setting": cfg.setting.name,
+        "k": cfg.setting.get("k"),
+        "calibration": cfg.calibration.name,
+        "distance": cfg.distance.name,
+        "victim_run_dir": str(victim_dir),
+        "reference_run_dir": None if reference_dir is None else str(reference_dir),
+        "data": cfg.data.name,
+        "model": _read_object(victim_dir / TRAINED_ON_NAME).get("model") or cfg.model.name,
+        "train_size": cfg.data.train_size,
+        "privacy": "dp" if budget or OmegaConf.select(cfg, "privacy.enabled", default=False) else "none",
+        "noise_multiplier": budget.get("noise_multiplier"),
+        "epsilon": budget.get("epsilon"),
+        "delta": budget.get("delta"),
+        "seed": int(cfg.seed),
+    }
+    optional = ("k", "noise_multiplier", "epsilon", "delta")
+    return {key: value for key, value in facts.items() if value is not None or key not in optional}
 
 
 def _config_container(cfg: DictConfig) -> dict:
@@ -35,7 +99,10 @@ def _config_container(cfg: DictConfig) -> dict:
 
 
 def write_run_record(out_dir: Path, cfg: DictConfig, metrics: dict, hydra_subdir: str = HYDRA_SUBDIR) -> Path:
-    """Write ``<out_dir>/run.json`` (atomically) for the results just written beside it."""
+    """Write ``<out_dir>/run.json`` (atomically) for the results just written beside it.
+
+    ``metrics`` holds the run's :func:`attack_facts` (the attack adds them to its metrics).
+    """
     hydra_dir = out_dir / hydra_subdir
     hydra_files = (
         {path.name: path.read_text() for path in sorted(hydra_dir.glob("*.yaml"))} if hydra_dir.is_dir() else {}
@@ -44,6 +111,7 @@ def write_run_record(out_dir: Path, cfg: DictConfig, metrics: dict, hydra_subdir
         "version": RECORD_VERSION,
         "config": _config_container(cfg),
         "metrics": metrics,
+        "facts": {key: metrics[key] for key in FACT_KEYS if key in metrics},
         "hydra_subdir": hydra_subdir,
         "hydra_files": hydra_files,
     }

@@ -1,6 +1,5 @@
-"""Data sources, membership splits and the datamodule."""
+"""Data sources, membership splits and the training set of one split part."""
 
-from ganleaks.data.datamodule import IdDataset, MembershipDataModule
 from ganleaks.data.sample_set import SampleSet
 from ganleaks.data.split import (
     PARTS,
@@ -12,14 +11,15 @@ from ganleaks.data.split import (
     save_manifest,
     verify_manifest,
 )
+from ganleaks.data.training_set import IdDataset, TrainingSet
 
 __all__ = [
     "PARTS",
     "IdDataset",
-    "MembershipDataModule",
     "MembershipSplit",
     "SampleSet",
     "SplitError",
+    "TrainingSet",
     "check_disjoint",
     "load_manifest",
     "make_split",

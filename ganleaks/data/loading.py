@@ -70,11 +70,18 @@ def prepare_split(data_cfg: DictConfig, sample_set: SampleSet, seed: int, run_di
     return split
 
 
-def write_trained_on(run_dir: str | Path, part: str, split: MembershipSplit) -> None:
-    """Record which ids a model trained on, so attacks can refuse overlapping references."""
-    atomic_write_text(
-        Path(run_dir) / TRAINED_ON_NAME, json.dumps({"part": part, "dataset": split.dataset, "ids": split.parts[part]})
-    )
+def write_trained_on(
+    run_dir: str | Path, part: str, split: MembershipSplit, data: dict | None = None, model: str | None = None
+) -> None:
+    """Record what a model trained on: the split part and its ids (so attacks can refuse overlapping
+    references), the resolved ``data`` config (so an attack of this run loads the same data without
+    being told) and the model's name."""
+    record: dict = {"part": part, "dataset": split.dataset, "ids": split.parts[part]}
+    if data is not None:
+        record["data"] = data
+    if model is not None:
+        record["model"] = model
+    atomic_write_text(Path(run_dir) / TRAINED_ON_NAME, json.dumps(record))
 
 
 def read_trained_on(run_dir: str | Path) -> dict:
@@ -82,3 +89,38 @@ def read_trained_on(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {run_dir} is not a complete ganleaks training run")
     return json.loads(path.read_text())
+
+
+# Where a training run records the config it ran with, newest first: trained_on.json's ``data`` (written
+# by train), then the composed config Hydra saved (``config.yaml`` in the committed results' layout).
+RECORDED_CONFIGS = ("config.yaml", ".hydra/config.yaml")
+
+
+def recorded_data_config(run_dir: str | Path) -> tuple[dict, Path] | None:
+    """The ``data`` config a training run in ``run_dir`` was trained with (resolved), and the file it is from.
+
+    None when the run recorded none that can be read (a run from before trained_on.json held it, and
+    without a Hydra config); an unreadable record is skipped with a warning.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / TRAINED_ON_NAME
+    try:
+        data = json.loads(path.read_text()).get("data") if path.is_file() else None
+    except (OSError, json.JSONDecodeError, AttributeError) as error:
+        log.warning("cannot read %s (%s); ignoring it", path, error)
+        data = None
+    if isinstance(data, dict):
+        return data, path
+    for name in RECORDED_CONFIGS:
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        try:
+            config = OmegaConf.load(path)
+            data = OmegaConf.to_container(config.data, resolve=True) if isinstance(config, DictConfig) else None
+        except Exception as error:  # unreadable YAML, no data node, an unresolvable interpolation: try the next
+            log.warning("cannot read the data config in %s (%s); ignoring it", path, error)
+            continue
+        if isinstance(data, dict):
+            return data, path
+    return None

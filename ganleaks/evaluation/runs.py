@@ -1,8 +1,10 @@
 """Reading finished run folders: attack runs into report rows, training runs for the quality pass.
 
-An attack run is a folder holding ``metrics.json``; its ``run.json`` (written with the results;
-``.hydra/config.yaml`` for older runs) says what was attacked, and the victim's folder adds its
-privacy budget (``privacy.json``) and sample quality (``quality.json``). A training run (for the
+An attack run is a folder holding ``metrics.json``; the facts of its ``run.json`` (written with the
+results) say what was attacked and how, and the victim's folder adds its sample quality
+(``quality.json``). Runs from before those facts were recorded are read as before: facts from
+``metrics.json`` and the config (``run.json``'s, else ``.hydra/config.yaml``), the privacy budget from
+the victim's ``privacy.json``. A training run (for the
 quality pass) is a folder holding an exported ``generator.json``. Reads files only: no torch, no matplotlib.
 """
 
@@ -54,26 +56,30 @@ def _select(cfg: DictConfig | None, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-def _load_config(run_dir: Path) -> DictConfig | None:
-    """The config a run's results were computed with: its ``run.json`` (written with the results), else,
-    for runs written before run.json existed, ``.hydra/config.yaml`` (written when a command starts)."""
+def _load_record(run_dir: Path, metrics: dict) -> tuple[DictConfig | None, dict]:
+    """The config a run's results were computed with, and the facts it recorded (empty for older runs).
+
+    Both come from ``run.json`` (written with the results) when it matches ``metrics.json``; else,
+    for runs written before run.json existed, the config is ``.hydra/config.yaml`` (written when a
+    command starts) and there are no facts.
+    """
     record = _read_json(run_dir / "run.json")
     if record is not None and isinstance(record.get("config"), dict):
-        metrics = _read_json(run_dir / "metrics.json")
         if "metrics" not in record or json.dumps(record["metrics"], sort_keys=True) == json.dumps(
             metrics, sort_keys=True
         ):
-            return OmegaConf.create(record["config"])
+            facts = record.get("facts")
+            return OmegaConf.create(record["config"]), facts if isinstance(facts, dict) else {}
         log.warning(
             "%s/run.json and metrics.json disagree (a write was interrupted?); reading .hydra/config.yaml", run_dir
         )
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         log.warning("%s has no .hydra/config.yaml: data, model and sizes are left empty", run_dir)
-        return None
+        return None, {}
     config = OmegaConf.load(path)
     assert isinstance(config, DictConfig), f"{path} is a list, not a run's config"
-    return config
+    return config, {}
 
 
 def resolve_victim_dir(victim_run_dir: str | None, attack_dir: Path) -> Path | None:
@@ -114,31 +120,39 @@ def _read_json(path: Path) -> dict | None:
 
 
 def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """One table row: the run's metrics, what it attacked (from its config) and the victim's quality."""
+    """One table row: the run's metrics, what it attacked and how (its recorded facts) and the victim's quality."""
     run_dir = Path(run_dir)
     metrics = _read_json(run_dir / "metrics.json")
     if metrics is None:
         raise ValueError(f"{run_dir / 'metrics.json'} is missing, not valid JSON or not a JSON object")
-    cfg = _load_config(run_dir)
+    cfg, facts = _load_record(run_dir, metrics)
+
+    def fact(key: str, derived: Any) -> Any:
+        """The recorded fact (absent: not applicable, e.g. k of a setting without k); older runs: ``derived``."""
+        return facts.get(key) if facts else derived
+
     privacy_enabled = bool(_select(cfg, "privacy.enabled", False))
     row: dict[str, Any] = {
-        "data": _select(cfg, "data.name"),
-        "model": _select(cfg, "model.name"),
-        "privacy": _select(cfg, "privacy.name", "dp" if privacy_enabled else "none"),
-        "noise_multiplier": _select(cfg, "privacy.noise_multiplier") if privacy_enabled else None,
-        "train_size": _select(cfg, "data.train_size"),
-        "setting": metrics.get("setting", _select(cfg, "setting.name")),
-        "calibration": metrics.get("calibration", _select(cfg, "calibration.name")),
-        "distance": metrics.get("distance", _select(cfg, "distance.name")),
-        "k": _select(cfg, "setting.k"),
-        "seed": metrics.get("seed", _select(cfg, "seed")),
+        "data": fact("data", _select(cfg, "data.name")),
+        "model": fact("model", _select(cfg, "model.name")),
+        "privacy": fact("privacy", _select(cfg, "privacy.name", "dp" if privacy_enabled else "none")),
+        "noise_multiplier": fact(
+            "noise_multiplier", _select(cfg, "privacy.noise_multiplier") if privacy_enabled else None
+        ),
+        "train_size": fact("train_size", _select(cfg, "data.train_size")),
+        "setting": fact("setting", metrics.get("setting", _select(cfg, "setting.name"))),
+        "calibration": fact("calibration", metrics.get("calibration", _select(cfg, "calibration.name"))),
+        "distance": fact("distance", metrics.get("distance", _select(cfg, "distance.name"))),
+        "k": fact("k", _select(cfg, "setting.k")),
+        "seed": fact("seed", metrics.get("seed", _select(cfg, "seed"))),
         "n": (metrics.get("n_members") or 0) + (metrics.get("n_nonmembers") or 0),
         "run_dir": str(run_dir),
-        "victim_run_dir": metrics.get("victim_run_dir", _select(cfg, "victim.run_dir")),
+        "victim_run_dir": fact("victim_run_dir", metrics.get("victim_run_dir", _select(cfg, "victim.run_dir"))),
         "uses_wandb": _uses_wandb(cfg, run_dir),
         "wandb_project": _select(cfg, "logger.project") or _select(cfg, "logger.wandb.project"),
+        "epsilon": fact("epsilon", metrics.get("epsilon")),
     }
-    for key in (*INTERVAL_KEYS, "accuracy", "n_failed", "wall_seconds", "epsilon"):
+    for key in (*INTERVAL_KEYS, "accuracy", "n_failed", "wall_seconds"):
         row[key] = metrics.get(key)
     for key in INTERVAL_KEYS:  # absent in runs from before intervals: no interval, no band
         row[f"{key}_ci"] = _interval(metrics.get(f"{key}_ci"))

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytorch_lightning as pl
 import torch
@@ -18,6 +19,9 @@ from pytorch_lightning.loggers import Logger
 
 from ganleaks.io import UnsafeFileError, load_weights_only
 from ganleaks.models.modules.base import GANModule
+
+if TYPE_CHECKING:  # the privacy module imports Opacus: only DP training loads it
+    from ganleaks.models.privacy import PrivacySettings
 
 log = logging.getLogger(__name__)
 
@@ -175,24 +179,53 @@ def _refuse_distributed_privacy(trainer: pl.Trainer) -> None:
         )
 
 
-def check_trainable(cfg: DictConfig, data_shape: tuple[int, ...], data_kind: str) -> None:
-    """Raise, without training or writing anything, the config errors ``fit_victim`` would raise first:
-    a model without networks for this data, or ``privacy=dp`` with a victim or settings it cannot protect."""
+@dataclass
+class PreparedVictim:
+    """A victim built once from the config, with the loggers and the Trainer that will fit it.
+
+    Built by :func:`prepare_victim`, which has already refused every config error (a model without
+    networks for the data, ``privacy=dp`` with a victim or a trainer it cannot protect).
+    """
+
+    module: GANModule
+    loggers: list[Logger]
+    trainer: pl.Trainer
+    privacy: PrivacySettings | None  # the DP-SGD settings, None without privacy=dp
+
+
+def prepare_victim(cfg: DictConfig, data_shape: tuple[int, ...], data_kind: str, run_dir: str | Path) -> PreparedVictim:
+    """Build the victim, its loggers and its Trainer from ``cfg``, and check once that they can train.
+
+    Writes nothing (loggers and the Trainer create their folders only when training starts), so
+    ``train.py`` calls it before the split is written: a config error leaves no run folder behind.
+    The victim is built right after seeding with ``cfg.seed``, so its initial weights depend on the
+    seed only.
+
+    Raises:
+        ValueError: the model has no networks for ``data_kind``, or the privacy settings are invalid.
+        UnsupportedPrivacyError: ``privacy=dp`` with a victim it cannot protect, or with a data-parallel
+            trainer (``trainer=ddp``, ``trainer.devices>1``).
+    """
+    run_dir = Path(run_dir)
+    pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     module = build_victim(cfg.model, tuple(data_shape), data_kind)
+    settings = None
     if cfg.get("privacy") and cfg.privacy.get("enabled", False):
         from ganleaks.models.privacy import PrivacySettings
 
         _refuse_unsupported_privacy(module, cfg.model.name)
-        PrivacySettings.from_config(cast(dict[str, Any], OmegaConf.to_container(cfg.privacy, resolve=True)))
-        trainer_kwargs = (
-            cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True)) if cfg.get("trainer") else {}
-        )
-        # A Trainer only to ask Lightning how many processes it would run on (constructing one starts none).
-        _refuse_distributed_privacy(pl.Trainer(**{**trainer_kwargs, "logger": False, "enable_checkpointing": False}))
+        settings = PrivacySettings.from_config(cast(dict[str, Any], OmegaConf.to_container(cfg.privacy, resolve=True)))
+    loggers = build_loggers(cfg.get("logger"), run_dir)
+    trainer = build_trainer(cfg, run_dir, loggers)
+    if settings is not None:
+        _refuse_distributed_privacy(trainer)
+    return PreparedVictim(module, loggers, trainer, settings)
 
 
-def fit_victim(cfg: DictConfig, datamodule: Any, run_dir: str | Path) -> GANModule:
-    """Train the victim that ``cfg`` describes on ``datamodule``'s training part and export it.
+def fit_victim(
+    cfg: DictConfig, training_set: Any, run_dir: str | Path, victim: PreparedVictim | None = None
+) -> GANModule:
+    """Train the victim that ``cfg`` describes on ``training_set`` and export it.
 
     Reads ``cfg.model`` (``name``, ``latent_dim``, ``nets.<data_kind>.*``, ``module``),
     ``cfg.privacy`` (``enabled`` and the DP settings), ``cfg.trainer`` (Trainer kwargs),
@@ -201,8 +234,11 @@ def fit_victim(cfg: DictConfig, datamodule: Any, run_dir: str | Path) -> GANModu
 
     Args:
         cfg: the composed train config.
-        datamodule: has ``data_shape``, ``data_kind`` and ``train_dataloader()`` yielding ``(x, ids)``.
+        training_set: has ``data_shape``, ``data_kind`` and ``train_dataloader()`` yielding ``(x, ids)``
+            (a :class:`ganleaks.data.TrainingSet`).
         run_dir: the run folder; receives checkpoints, logs, samples and the exported networks.
+        victim: what :func:`prepare_victim` built and checked for this ``cfg``, ``training_set`` and
+            ``run_dir``; None: prepared here.
 
     Returns:
         the trained module.
@@ -212,33 +248,26 @@ def fit_victim(cfg: DictConfig, datamodule: Any, run_dir: str | Path) -> GANModu
             trainer (``trainer=ddp``, ``trainer.devices>1``), before training.
     """
     run_dir = Path(run_dir)
-    pl.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
-    module = build_victim(cfg.model, tuple(datamodule.data_shape), datamodule.data_kind)
-    private = bool(cfg.get("privacy") and cfg.privacy.get("enabled", False))
-    if private:
-        _refuse_unsupported_privacy(module, cfg.model.name)
-    if (run_dir / "checkpoints" / CHECKPOINT_NAME).is_file():
-        verify_resume_checkpoint(run_dir / "checkpoints" / CHECKPOINT_NAME, module)  # before anything is written
-    loggers = build_loggers(cfg.get("logger"), run_dir)
-    trainer = build_trainer(cfg, run_dir, loggers)
-    loader = datamodule.train_dataloader()
-    if private:
-        from ganleaks.models.privacy import PrivacySettings, make_discriminator_private
+    if victim is None:
+        victim = prepare_victim(cfg, tuple(training_set.data_shape), training_set.data_kind, run_dir)
+    module, trainer = victim.module, victim.trainer
+    checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
+    if checkpoint.is_file():
+        verify_resume_checkpoint(checkpoint, module)  # before anything is written
+    loader = training_set.train_dataloader()
+    if victim.privacy is not None:
+        from ganleaks.models.privacy import make_discriminator_private
 
-        _refuse_distributed_privacy(trainer)
-
-        settings = PrivacySettings.from_config(cast(dict[str, Any], OmegaConf.to_container(cfg.privacy, resolve=True)))
         max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 0
         module.privacy, loader = make_discriminator_private(
             module.discriminator,
             module.build_optimizer("discriminator"),
             loader,
-            settings,
+            victim.privacy,
             planned_steps=module.discriminator_steps(max_steps),
         )
-    for logger in loggers:
+    for logger in victim.loggers:
         logger.log_hyperparams(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)))
-    checkpoint = run_dir / "checkpoints" / CHECKPOINT_NAME
     if checkpoint.is_file():
         log.info("resuming from %s", checkpoint)
     # weights_only: our checkpoints hold tensors and plain containers only, so resuming never unpickles code.
@@ -247,8 +276,8 @@ def fit_victim(cfg: DictConfig, datamodule: Any, run_dir: str | Path) -> GANModu
     )
     if trainer.is_global_zero:
         module.write_sample_grid("final")
-        module.export(run_dir, datamodule.data_kind)
-        if private:
+        module.export(run_dir, training_set.data_kind)
+        if victim.privacy is not None:
             log.info(
                 "DP training spent epsilon %.3f at delta %g", module.privacy.epsilon(), module.privacy.settings.delta
             )

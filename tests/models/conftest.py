@@ -62,7 +62,7 @@ class TensorIdDataset(Dataset):
 
 
 class TinyDataModule(pl.LightningDataModule):
-    """Stand-in for ``ganleaks.data.MembershipDataModule`` with the attributes ``fit_victim`` uses."""
+    """Stand-in for ``ganleaks.data.TrainingSet`` with the attributes ``fit_victim`` uses."""
 
     def __init__(self, data: torch.Tensor, kind: str, batch_size: int = 8, seed: int = 0) -> None:
         super().__init__()

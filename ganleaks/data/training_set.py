@@ -1,8 +1,7 @@
-"""A LightningDataModule that serves one part of a membership split."""
+"""The part of a membership split that one model trains on, and the loader over it."""
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -23,8 +22,11 @@ class IdDataset(Dataset):
         return self.sample_set.data[index], self.sample_set.ids[index]
 
 
-class MembershipDataModule(pl.LightningDataModule):
-    """Serves the ``part`` of ``split`` that a model trains on; batches are ``(x, ids)``.
+class TrainingSet:
+    """The ``part`` of ``split`` that a model trains on, and the shuffled loader of its ``(x, ids)`` batches.
+
+    A plain object, not a ``LightningDataModule``: ``fit_victim`` hands the Trainer its loader, which
+    DP-SGD first replaces with a Poisson-sampling one (``ganleaks.models.privacy``).
 
     Args:
         sample_set: the whole source.
@@ -44,7 +46,6 @@ class MembershipDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
         if part not in PARTS:
             raise ValueError(f"data.part must be one of {PARTS}, got {part!r}")
         self.sample_set = sample_set

@@ -1,0 +1,51 @@
+"""run.json's facts: what an attack ran on (from the victim's own records) and how."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ganleaks.attacks.run_record import FACT_KEYS, attack_facts, write_run_record
+
+
+def attack_config(setting: dict, privacy_enabled: bool = False):
+    return OmegaConf.create(
+        {
+            "setting": setting,
+            "calibration": {"name": "none"},
+            "distance": {"name": "l2"},
+            "data": {"name": "digits", "train_size": 24},
+            "model": {"name": "dcgan"},
+            "privacy": {"enabled": privacy_enabled},
+            "seed": 1,
+        }
+    )
+
+
+def test_facts_of_a_dp_victim_come_from_its_records(tmp_path: Path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "privacy.json").write_text(json.dumps({"epsilon": 4.2, "delta": 1e-5, "noise_multiplier": 1.5}))
+    (victim / "trained_on.json").write_text(json.dumps({"part": "members", "ids": [1, 2], "model": "dpgan"}))
+    facts = attack_facts(attack_config({"name": "fullbb", "k": 256}), victim, tmp_path / "reference")
+    assert list(facts) == [key for key in FACT_KEYS if key in facts]
+    assert facts["model"] == "dpgan"  # the victim's record, not the attack's model=
+    assert (facts["privacy"], facts["epsilon"], facts["delta"], facts["noise_multiplier"]) == ("dp", 4.2, 1e-5, 1.5)
+    assert (facts["k"], facts["seed"], facts["train_size"], facts["data"]) == (256, 1, 24, "digits")
+    assert facts["reference_run_dir"] == str(tmp_path / "reference")
+
+
+def test_facts_leave_out_what_does_not_apply(tmp_path: Path):
+    facts = attack_facts(attack_config({"name": "discriminator"}), tmp_path, None)
+    assert facts["privacy"] == "none" and facts["model"] == "dcgan" and facts["reference_run_dir"] is None
+    assert not {"k", "epsilon", "delta", "noise_multiplier"} & set(facts)
+
+
+def test_the_record_holds_the_facts_the_metrics_carry(tmp_path: Path):
+    cfg = attack_config({"name": "fullbb", "k": 8})
+    metrics = {"auc": 0.5, **attack_facts(cfg, tmp_path, None), "wall_seconds": 1.0}
+    record = json.loads(write_run_record(tmp_path, cfg, metrics).read_text())
+    assert record["facts"] == attack_facts(cfg, tmp_path, None)
+    assert record["metrics"] == metrics
