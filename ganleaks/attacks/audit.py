@@ -42,40 +42,18 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     started = time.time()
     out_dir = Path(out_dir)
     plan = check_inputs(cfg, out_dir)  # nothing is loaded, scored or written before every check passed
-    reconstructs = any(run.engine_class.reconstructs for run in plan.runs.values())
-    distance = hydra.utils.instantiate(cfg.distance) if reconstructs else None  # one LPIPS network for all
-    # Every model is loaded (and its outputs probed) before any scoring: a bad reference fails early.
-    engines = {role: _load_engine(cfg, run, plan.sample_set, distance) for role, run in plan.runs.items()}
-    for run in plan.runs.values():
-        claim_batch_dir(run)
-    rows: dict[str, dict] = {}
-    rank = 0
-    for role, run in plan.runs.items():
-        try:
-            rows[role], rank = score_queries(
-                engines[role], plan.queries, plan.ids, run.batch_dir, _trainer_kwargs(cfg), cfg.attack.batch_size
-            )
-        except NonFiniteOutputError as error:  # the sample bank met latents the fixed probes did not cover
-            raise AttackConfigError(f"{run.run_dir}: {error}") from None
+    engines = _load_engines(cfg, plan)  # every model before any scoring: a bad reference fails early
+    rows, rank = _score(cfg, plan, engines)
     if rank != 0:
         return {}
     scores = _query_scores(plan, rows)
-    metrics = membership_metrics(scores.score, scores.labels)
-    victim, reference = plan.runs["victim"], plan.runs.get("reference")
-    reference_dir = None if reference is None else reference.run_dir
-    metrics.update(_run_facts(cfg, victim.run_dir, reference_dir, scores.status, time.time() - started))
-    if reference is not None:
-        metrics.update(
-            reference_attack=plan.reference_attack,
-            reference_setting=reference.setting.name,
-            reference_batches=_recorded_path(reference.batch_dir, out_dir),
-        )
+    metrics = _metrics(cfg, plan, scores, out_dir, time.time() - started)
     found = {role: Reconstructions(row["ids"], row["z"], engines[role]) for role, row in rows.items() if "z" in row}
     write_outputs(cfg, out_dir, scores, metrics, plan.sample_set, found)
     log.info(
         "%s on %s: AUC %s, TPR@1%%FPR %s (%d members, %d non-members, %d failed) -> %s",
         cfg.setting.name,
-        victim.run_dir,
+        plan.runs["victim"].run_dir,
         format_estimate(metrics, "auc"),
         format_estimate(metrics, "tpr_at_fpr_0.01"),
         metrics["n_members"],
@@ -84,6 +62,13 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
         out_dir,
     )
     return metrics
+
+
+def _load_engines(cfg: DictConfig, plan: AttackPlan) -> dict[str, AttackEngine]:
+    """One engine per model of the plan, sharing one distance (one LPIPS network)."""
+    reconstructs = any(run.engine_class.reconstructs for run in plan.runs.values())
+    distance = hydra.utils.instantiate(cfg.distance) if reconstructs else None
+    return {role: _load_engine(cfg, run, plan.sample_set, distance) for role, run in plan.runs.items()}
 
 
 def _load_engine(cfg: DictConfig, run: ModelRun, sample_set: SampleSet, distance) -> AttackEngine:
@@ -101,6 +86,22 @@ def _load_engine(cfg: DictConfig, run: ModelRun, sample_set: SampleSet, distance
     return build_engine(run.setting, generator, discriminator, distance, cfg.seed)
 
 
+def _score(cfg: DictConfig, plan: AttackPlan, engines: dict[str, AttackEngine]) -> tuple[dict[str, dict], int]:
+    """Every query on every model (resuming finished batches); the rows by id, and this process's rank."""
+    for run in plan.runs.values():
+        claim_batch_dir(run)
+    rows: dict[str, dict] = {}
+    rank = 0
+    for role, run in plan.runs.items():
+        try:
+            rows[role], rank = score_queries(
+                engines[role], plan.queries, plan.ids, run.batch_dir, _trainer_kwargs(cfg), cfg.attack.batch_size
+            )
+        except NonFiniteOutputError as error:  # the sample bank met latents the fixed probes did not cover
+            raise AttackConfigError(f"{run.run_dir}: {error}") from None
+    return rows, rank
+
+
 def _query_scores(plan: AttackPlan, rows: dict[str, dict]) -> QueryScores:
     """Victim (and reference) rows aligned by id; calibrated (paper eq. 11) when there is a reference."""
     victim_loss = align_by_id(plan.ids, rows["victim"]["ids"], rows["victim"]["loss"])
@@ -112,6 +113,21 @@ def _query_scores(plan: AttackPlan, rows: dict[str, dict]) -> QueryScores:
         status = torch.maximum(status, align_by_id(plan.ids, rows["reference"]["ids"], rows["reference"]["status"]))
         loss = calibrated_loss(victim_loss, reference_loss)
     return QueryScores(plan.ids, plan.labels, victim_loss, reference_loss, -loss, status)
+
+
+def _metrics(cfg: DictConfig, plan: AttackPlan, scores: QueryScores, out_dir: Path, seconds: float) -> dict:
+    """The membership metrics and the facts of the run (and of its calibration)."""
+    metrics = membership_metrics(scores.score, scores.labels)
+    reference = plan.runs.get("reference")
+    reference_dir = None if reference is None else reference.run_dir
+    metrics.update(_run_facts(cfg, plan.runs["victim"].run_dir, reference_dir, scores.status, seconds))
+    if reference is not None:
+        metrics.update(
+            reference_attack=plan.reference_attack,
+            reference_setting=reference.setting.name,
+            reference_batches=_recorded_path(reference.batch_dir, out_dir),
+        )
+    return metrics
 
 
 def _trainer_kwargs(cfg: DictConfig) -> dict:
