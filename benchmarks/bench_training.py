@@ -91,7 +91,8 @@ def run_plain(cfg: Any, device: torch.device, batches: int) -> list[float]:
 
 def run_lightning(cfg: Any, device: torch.device, batches: int, as_train_py: bool) -> tuple[list[float], float]:
     """Batch start times through ``trainer.fit`` and the whole ``fit`` wall time."""
-    from ganleaks.models.training import build_loggers, build_trainer
+    from ganleaks.loggers import build_loggers
+    from ganleaks.models.training import build_trainer
 
     torch.manual_seed(cfg.seed)
     module = build_module(cfg)

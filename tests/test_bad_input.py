@@ -23,9 +23,9 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import open_dict
 from PIL import Image
 
-from ganleaks.attacks.audit import AttackConfigError, select_queries
 from ganleaks.attacks.calibration import ReferenceOverlapError
 from ganleaks.attacks.distances import LPIPSWeightsMissingError
+from ganleaks.attacks.preflight import AttackConfigError, select_queries
 from ganleaks.data import MembershipSplit, SplitError, make_split, save_manifest
 from ganleaks.data.sources import load_digits
 from ganleaks.models.privacy import UnsupportedPrivacyError

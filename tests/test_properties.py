@@ -13,9 +13,9 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ganleaks.attacks.audit import select_queries
 from ganleaks.attacks.calibration import align_by_id, calibrated_loss
 from ganleaks.attacks.engines import BatchResult, DiscriminatorEngine
+from ganleaks.attacks.preflight import select_queries
 from ganleaks.attacks.runner import read_batches, score_queries, write_batch
 from ganleaks.data import PARTS, SampleSet, SplitError, load_manifest, make_split
 from ganleaks.data.sources import load_digits
@@ -156,7 +156,7 @@ def test_real_engine_through_lightning_keeps_every_score_on_its_id(
         if len(done):
             score_queries(engine, x[done], ids[done], batch_dir, TRAINER, batch_size)  # the interrupted run
         first = {path: path.stat().st_mtime_ns for path in batch_dir.glob("batch-*")}
-        rows = score_queries(engine, x, ids, batch_dir, TRAINER, batch_size)
+        rows, _ = score_queries(engine, x, ids, batch_dir, TRAINER, batch_size)
         assert all(path.stat().st_mtime_ns == mtime for path, mtime in first.items())
         assert torch.equal(rows["ids"], ids)
         torch.testing.assert_close(align_by_id(ids, rows["ids"], rows["loss"]), expected, rtol=1e-5, atol=1e-6)

@@ -21,10 +21,11 @@ import pytest
 import torch
 
 import ganleaks.attacks.audit as audit
+import ganleaks.attacks.preflight as preflight
 import ganleaks.attacks.runner as runner
-from ganleaks.attacks.audit import AttackConfigError
 from ganleaks.attacks.distances import ReconstructionDistance
 from ganleaks.attacks.engines import build_engine
+from ganleaks.attacks.preflight import AttackConfigError
 from ganleaks.data.sources import load_digits
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.models import load_discriminator, load_generator
@@ -291,7 +292,7 @@ def test_outputs_reach_their_names_only_through_os_replace(trained_root, tmp_pat
     expected = [
         out / "scores.csv",
         out / "metrics.json",
-        out / "batches/victim" / audit.RESUME_KEY_NAME,
+        out / "batches/victim" / preflight.RESUME_KEY_NAME,
         *sorted((out / "batches/victim").glob("batch-*.safetensors")),
     ]
     assert len(expected) == 3 + 3
@@ -569,7 +570,7 @@ def test_an_unreadable_resume_key_says_what_to_delete(trained_root, tmp_path):
     out = tmp_path / "out"
     cfg, _ = compose_app("attack", trained_root, attack_overrides("discriminator", extra=["attack.batch_size=16"]))
     attack(cfg, out)
-    (out / "batches" / "victim" / audit.RESUME_KEY_NAME).write_text("{ truncated")
+    (out / "batches" / "victim" / preflight.RESUME_KEY_NAME).write_text("{ truncated")
     with pytest.raises(AttackConfigError, match=r"cannot read .*attack_key.json.*delete .*batches/victim"):
         attack(cfg, out)
 

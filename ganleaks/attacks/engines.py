@@ -1,27 +1,42 @@
-"""Attack engines: one per setting, each scoring a batch of queries against one generative model.
+"""Attack engines: one class per threat model, each scoring a batch of queries against one model.
 
 An engine maps queries ``x (B, *shape)`` with ids ``(B,)`` to a per-query loss (lower = more
 likely a member), the latent code of the reconstruction where there is one, and a status. Every
 engine is per-query: a query's result never depends on which other queries share its batch.
+
+The settings are a Hydra registry: ``conf/setting/<name>.yaml`` names its engine class with
+``_target_``, and its other keys are the class's arguments (but for :data:`SETTING_LABELS`).
+What the attack must prepare for an engine is written on the class (``needs_generator``,
+``needs_discriminator``, ``reconstructs``), so adding a setting means adding a class and a YAML
+file; nothing dispatches on a setting's name.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar, cast
 
 import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from ganleaks.attacks.discriminator_score import discriminator_scores
 from ganleaks.attacks.distances import ReconstructionDistance
 from ganleaks.attacks.montecarlo import MonteCarloAttack
 from ganleaks.attacks.nearest_neighbor import SampleBank, nearest_neighbors
+from ganleaks.attacks.optimizers import OptimResult
 from ganleaks.attacks.reconstruction import LatentReconstructor
+from ganleaks.attacks.status import status_from
 
-SETTING_KINDS = ("fullbb", "reconstruction", "discriminator", "montecarlo")
-STATUS_OK, STATUS_DIVERGED = 0, 1
-STATUS_NAMES = {STATUS_OK: "ok", STATUS_DIVERGED: "diverged"}
+#: Keys of a setting node that describe the run, not the engine: ``name`` (folder names, reports)
+#: and ``reference_model`` (the architecture of the calibration reference, which names its folder).
+SETTING_LABELS = ("name", "reference_model")
+#: What the attack passes an engine at run time, as the class asks (``needs_generator``, ...).
+RUNTIME_ARGUMENTS = ("generator", "seed", "discriminator", "distance")
 
 
 @dataclass
@@ -45,7 +60,7 @@ def _status_from(values: Tensor, diverged: Tensor | None = None) -> tuple[Tensor
     bad = ~torch.isfinite(values)
     if diverged is not None:
         bad = bad | diverged
-    return torch.where(bad, torch.full_like(values, math.nan), values), bad.to(torch.int8)
+    return torch.where(bad, torch.full_like(values, math.nan), values), status_from(bad)
 
 
 def _non_finite(x: Tensor) -> Tensor:
@@ -59,10 +74,19 @@ def _searchable(x: Tensor, bad: Tensor) -> Tensor:
 
 
 class AttackEngine(nn.Module):
-    """Base class: holds the attacked network(s) as submodules so Lightning moves them to the device."""
+    """Base class: holds the attacked network(s) as submodules so Lightning moves them to the device.
 
-    needs_generator = True
-    needs_discriminator = False
+    A subclass says what the attack prepares for it, as class attributes; :func:`build_engine`
+    passes it those runtime objects as keyword arguments beside the setting's keys.
+    """
+
+    #: The attack loads the generator and passes ``generator=`` and ``seed=`` (its samples and latents).
+    needs_generator: ClassVar[bool] = True
+    #: The attack loads the discriminator and passes ``discriminator=``.
+    needs_discriminator: ClassVar[bool] = False
+    #: The loss is a reconstruction error L(x, R(x|G)): the attack passes ``distance=`` (one built for
+    #: all engines), and calibration reconstructs on the reference model with the white-box optimiser.
+    reconstructs: ClassVar[bool] = False
 
     def prepare(self, queries: Tensor) -> None:
         """Called once with every query before scoring (only the Monte-Carlo baseline needs it)."""
@@ -71,32 +95,41 @@ class AttackEngine(nn.Module):
         """Per-query losses of a batch (lower = more likely a member); the membership score is -loss."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def reconstructions(self, z: Tensor) -> Tensor:
+        """``G(z)`` (float32, CPU) for latents ``z (B, d)`` this engine returned: the queries' R(x)."""
+        generator = cast(nn.Module, self.generator)  # an engine that returns latents holds its generator
+        parameter = next(generator.parameters())
+        return generator(z.to(device=parameter.device, dtype=parameter.dtype)).float().cpu()
+
 
 class FullBlackBoxEngine(AttackEngine):
-    """Paper eq. 5: R(x) = the nearest of k generated samples (L2 search, optional re-rank)."""
+    """Paper eq. 5: R(x) = the nearest of k generated samples (L2 search, optional re-rank).
+
+    The distance is used without its latent prior (paper 5.5: lambda_3 = 0, the sampling already
+    satisfies z ~ P_z): the loss and the re-rank are computed without z.
+    """
+
+    reconstructs = True
 
     def __init__(
         self,
         generator: nn.Module,
         distance: ReconstructionDistance,
-        k: int,
         seed: int,
-        chunk_size: int = 2048,
-        rerank_top: int = 1,
-        cache_bytes: int = 0,
+        *,
+        k: int,
+        chunk_size: int,
+        rerank_top: int,
+        bank_cache_mb: int,
     ) -> None:
         super().__init__()
-        if int(k) < 1 or int(chunk_size) < 1:
-            raise ValueError(
-                f"setting.k and setting.chunk_size must be >= 1 (generated samples to search, and "
-                f"per chunk), got k={k}, chunk_size={chunk_size}"
-            )
         self.generator = generator
         self.distance = distance
         self.bank = SampleBank(
-            generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(cache_bytes)
+            generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(bank_cache_mb) * 2**20
         )
-        self.rerank_top = max(1, int(rerank_top))
+        self.rerank_top = int(rerank_top)
 
     @torch.no_grad()
     def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
@@ -116,50 +149,43 @@ class FullBlackBoxEngine(AttackEngine):
 
 
 class ReconstructionEngine(AttackEngine):
-    """Paper eq. 6-7: R(x) = G(z*), z* by batched per-query L-BFGS (white-box) or Powell (partial)."""
+    """Paper eq. 6-7: R(x) = G(z*), z* by a batched per-query optimiser (L-BFGS white-box, Powell partial).
+
+    Args:
+        optimizer: ``optimizer(objective, z0, max_iter=...) -> OptimResult``, the setting's ``_partial_``
+            node of :func:`~ganleaks.attacks.lbfgs.batched_lbfgs` or :func:`~ganleaks.attacks.powell.batched_powell`
+            (its further keys are the optimiser's arguments), or its name (``setting.optimizer=powell``).
+        init: ``zero``, ``random`` or ``nn`` (the latent of the nearest of ``nn_k`` generated samples).
+        max_iter: optimiser iterations (L-BFGS steps / Powell sweeps).
+    """
+
+    reconstructs = True
 
     def __init__(
         self,
         generator: nn.Module,
         distance: ReconstructionDistance,
-        optimizer: str,
-        init: str,
         seed: int,
-        max_iter: int = 100,
-        restarts: int = 1,
-        nn_k: int = 2048,
-        chunk_size: int = 2048,
-        cache_bytes: int = 0,
-        optimizer_kwargs: dict | None = None,
+        *,
+        optimizer: str | Callable[..., OptimResult],
+        init: str,
+        max_iter: int,
+        restarts: int,
+        nn_k: int,
+        chunk_size: int,
+        bank_cache_mb: int,
     ) -> None:
         super().__init__()
-        if init not in ("zero", "random", "nn"):
-            raise ValueError(f"setting.init must be zero, random or nn, got {init!r}")
-        for key, value, least in (
-            ("nn_k", nn_k, 1),
-            ("chunk_size", chunk_size, 1),
-            ("restarts", restarts, 1),
-            ("max_iter", max_iter, 0),
-        ):
-            if int(value) < least:
-                raise ValueError(
-                    f"setting.{key} must be >= {least}, got {value}; set setting.{key}={max(least, 1)} or more"
-                )
         self.generator = generator
         self.distance = distance
         self.seed = int(seed)
-        self.init = init
         self.reconstructor = LatentReconstructor(
-            generator,
-            distance,
-            optimizer=optimizer,
-            init=init,
-            restarts=int(restarts),
-            max_iter=int(max_iter),
-            optimizer_kwargs=optimizer_kwargs,
+            generator, distance, optimizer=optimizer, init=init, restarts=int(restarts), max_iter=int(max_iter)
         )
         self.bank = (
-            SampleBank(generator, int(nn_k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(cache_bytes))
+            SampleBank(
+                generator, int(nn_k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(bank_cache_mb) * 2**20
+            )
             if init == "nn"
             else None
         )
@@ -173,8 +199,7 @@ class ReconstructionEngine(AttackEngine):
                 assert found.z is not None, "the bank stores its latents"
                 init_z = found.z[:, 0]
         result = self.reconstructor.reconstruct(x, ids, seed=self.seed, init_z=init_z)
-        diverged = torch.tensor([s != "ok" for s in result.status], dtype=torch.bool, device=result.loss.device)
-        diverged = diverged | bad.to(diverged.device)
+        diverged = result.status.bool() | bad.to(result.status.device)
         loss, status = _status_from(result.loss.detach().float(), diverged)
         objective = torch.where(status.bool(), torch.full_like(loss, math.nan), result.objective.detach().float())
         return BatchResult(loss.cpu(), objective.cpu(), result.z.detach().cpu(), status.cpu())
@@ -202,18 +227,19 @@ class MonteCarloEngine(AttackEngine):
     def __init__(
         self,
         generator: nn.Module,
-        k: int,
         seed: int,
-        chunk_size: int = 2048,
-        cache_bytes: int = 0,
-        epsilon_rule: str = "nearest",
-        quantile: float = 0.5,
+        *,
+        k: int,
+        chunk_size: int,
+        bank_cache_mb: int,
+        epsilon_rule: str,
+        quantile: float,
     ) -> None:
         super().__init__()
-        if int(k) < 1:
-            raise ValueError(f"setting.k must be >= 1 (generated samples to count), got {k}")
         self.generator = generator
-        bank = SampleBank(generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(cache_bytes))
+        bank = SampleBank(
+            generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(bank_cache_mb) * 2**20
+        )
         self.attack = MonteCarloAttack(bank, epsilon_rule=epsilon_rule, quantile=float(quantile))
 
     @torch.no_grad()
@@ -227,50 +253,47 @@ class MonteCarloEngine(AttackEngine):
         return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())
 
 
+def engine_class(setting: DictConfig) -> type[AttackEngine]:
+    """The engine class a setting node names with ``_target_``."""
+    target = setting.get("_target_")
+    if not target:
+        raise ValueError(
+            f"setting {setting.get('name')!r} names no engine: give its conf/setting/*.yaml a "
+            "`_target_: module.EngineClass` line (see docs/ARCHITECTURE.md)"
+        )
+    cls = get_class(target)
+    if not issubclass(cls, AttackEngine):
+        raise TypeError(f"setting._target_={target!r} is not an AttackEngine (ganleaks.attacks.engines)")
+    return cls
+
+
+def engine_arguments(cls: type[AttackEngine]) -> dict[str, inspect.Parameter]:
+    """The setting keys ``cls`` takes: its constructor's parameters but :data:`RUNTIME_ARGUMENTS`."""
+    return {name: p for name, p in inspect.signature(cls).parameters.items() if name not in RUNTIME_ARGUMENTS}
+
+
 def build_engine(
-    setting,
+    setting: DictConfig,
     generator: nn.Module | None,
     discriminator: nn.Module | None,
     distance: ReconstructionDistance | None,
     seed: int,
 ) -> AttackEngine:
-    """The engine for ``setting`` (a ``conf/setting/*.yaml`` node) over one model."""
-    kind = setting.kind
-    # The attack loaded what the setting needs (checked before): these asserts only tell the type checker.
-    cache_bytes = int(setting.get("bank_cache_mb", 0)) * 2**20
-    if kind == "fullbb":
-        assert generator is not None and distance is not None
-        return FullBlackBoxEngine(
-            generator, distance, setting.k, seed, setting.chunk_size, setting.get("rerank_top", 1), cache_bytes
-        )
-    if kind == "reconstruction":
-        kwargs = setting.get("optimizer_kwargs")
-        assert generator is not None and distance is not None
-        return ReconstructionEngine(
-            generator,
-            distance,
-            setting.optimizer,
-            setting.init,
-            seed,
-            setting.max_iter,
-            setting.get("restarts", 1),
-            setting.get("nn_k", 2048),
-            setting.get("chunk_size", 2048),
-            cache_bytes,
-            None if kwargs is None else dict(kwargs),
-        )
-    if kind == "discriminator":
-        assert discriminator is not None
-        return DiscriminatorEngine(discriminator)
-    if kind == "montecarlo":
-        assert generator is not None
-        return MonteCarloEngine(
-            generator,
-            setting.k,
-            seed,
-            setting.chunk_size,
-            cache_bytes,
-            setting.get("epsilon_rule", "nearest"),
-            setting.get("quantile", 0.5),
-        )
-    raise ValueError(f"unknown setting kind {kind!r}; choose one of {SETTING_KINDS}")
+    """The engine ``setting`` (a ``conf/setting/*.yaml`` node) names, over one model.
+
+    The setting's keys that the class takes are its arguments (the labels, and any key a sweep set
+    for other settings, are not: :func:`ganleaks.attacks.preflight.check_setting_keys` warns about
+    the latter); the runtime objects the class asks for by its class attributes are passed beside them.
+    """
+    cls = engine_class(setting)
+    taken = engine_arguments(cls)
+    setting_keys = cast(dict[str, Any], OmegaConf.to_container(setting, resolve=True))
+    arguments = {key: value for key, value in setting_keys.items() if key == "_target_" or key in taken}
+    runtime: dict[str, Any] = {}
+    if cls.needs_generator:
+        runtime.update(generator=generator, seed=int(seed))
+    if cls.needs_discriminator:
+        runtime.update(discriminator=discriminator)
+    if cls.reconstructs:
+        runtime.update(distance=distance)
+    return instantiate(arguments, **runtime)

@@ -28,8 +28,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-STATUS_OK = "ok"
-STATUS_DIVERGED = "diverged"
+from ganleaks.attacks.status import status_from
 
 
 class IndexedObjective(Protocol):
@@ -60,9 +59,9 @@ class OptimResult:
     failed: Tensor
 
     @property
-    def status(self) -> list[str]:
-        """``"ok"`` or ``"diverged"`` per query."""
-        return [STATUS_DIVERGED if bad else STATUS_OK for bad in self.failed.tolist()]
+    def status(self) -> Tensor:
+        """``(B,)`` int8, ``STATUS_OK`` or ``STATUS_DIVERGED`` (:mod:`ganleaks.attacks.status`) per query."""
+        return status_from(self.failed)
 
 
 def _is_indexed(f: Objective) -> bool:

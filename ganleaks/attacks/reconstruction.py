@@ -5,8 +5,10 @@ Partial black-box uses Powell (forward passes only), white-box L-BFGS through th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from ganleaks.attacks.distances import ReconstructionDistance
-from ganleaks.attacks.optimizers import STATUS_DIVERGED, STATUS_OK, minimize
+from ganleaks.attacks.optimizers import OptimResult, minimize
+from ganleaks.attacks.status import status_from
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class ReconstructionResult:
         x_hat: ``(B, *shape)`` reconstructions ``G(z)`` in ``[-1, 1]``.
         loss: ``(B,)`` ``l1 * MSE + l2 * LPIPS`` at ``z`` (the query's loss; NaN if diverged).
         objective: ``(B,)`` loss plus the latent prior term (what was minimised; NaN if diverged).
-        status: ``"ok"`` or ``"diverged"`` per query.
+        status: ``(B,)`` int8, ``STATUS_OK`` or ``STATUS_DIVERGED`` (:mod:`ganleaks.attacks.status`).
         n_evals: ``(B,)`` objective evaluations, all restarts together.
         n_iter: ``(B,)`` optimiser iterations, all restarts together.
     """
@@ -55,7 +58,7 @@ class ReconstructionResult:
     x_hat: Tensor
     loss: Tensor
     objective: Tensor
-    status: list[str]
+    status: Tensor
     n_evals: Tensor
     n_iter: Tensor
 
@@ -69,7 +72,10 @@ class LatentReconstructor(nn.Module):
     Args:
         generator: module with ``latent_dim``, ``data_shape``, ``forward(z (B, d)) -> (B, *shape)``.
         distance: the :class:`ReconstructionDistance` to minimise.
-        optimizer: ``"lbfgs"`` (white-box) or ``"powell"`` (partial black-box, gradient-free).
+        optimizer: ``"lbfgs"`` (white-box) or ``"powell"`` (partial black-box, gradient-free), or
+            the batched optimiser itself, ``optimizer(objective, z0, **kwargs) -> OptimResult`` (a
+            setting's ``_partial_`` node of :func:`~ganleaks.attacks.lbfgs.batched_lbfgs` /
+            :func:`~ganleaks.attacks.powell.batched_powell`).
         init: ``"zero"``, ``"random"`` (per-query N(0, I) seeded by (seed, id)) or ``"nn"``
             (the latent of the query's full black-box nearest neighbour, passed as ``init_z``).
         restarts: runs per query; restart 0 uses ``init``, later ones random latents seeded by
@@ -83,15 +89,17 @@ class LatentReconstructor(nn.Module):
         self,
         generator: nn.Module,
         distance: ReconstructionDistance,
-        optimizer: str = "lbfgs",
+        optimizer: str | Callable[..., OptimResult] = "lbfgs",
         init: str = "zero",
         restarts: int = 1,
         max_iter: int | None = None,
         optimizer_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        if isinstance(optimizer, str):
+            if optimizer not in OPTIMIZERS:
+                raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+            optimizer = functools.partial(minimize, method=optimizer)
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if restarts < 1:
@@ -157,7 +165,7 @@ class LatentReconstructor(nn.Module):
         n_iter = torch.zeros(len(x), dtype=torch.long, device=device)
         for restart in range(self.restarts):
             z0 = self.initial_latents(ids, seed, restart, init_z).to(device=device, dtype=x.dtype)
-            result = minimize(objective, z0, method=self.optimizer, **self.optimizer_kwargs)
+            result = self.optimizer(objective, z0, **self.optimizer_kwargs)
             value = torch.where(result.failed, torch.full_like(result.objective, float("nan")), result.objective)
             n_evals += result.n_evals
             n_iter += result.n_iter
@@ -181,7 +189,7 @@ class LatentReconstructor(nn.Module):
             x_hat=x_hat,
             loss=torch.where(diverged, nan, loss),
             objective=torch.where(diverged, nan, objective_value),
-            status=[STATUS_DIVERGED if bad else STATUS_OK for bad in diverged.tolist()],
+            status=status_from(diverged),
             n_evals=n_evals,
             n_iter=n_iter,
         )

@@ -111,18 +111,23 @@ def read_batches(batch_dir: Path) -> dict[str, torch.Tensor]:
 
 def score_queries(
     engine: AttackEngine, data: torch.Tensor, ids: torch.Tensor, batch_dir: Path, trainer_kwargs: dict, batch_size: int
-) -> dict[str, torch.Tensor]:
-    """Score every query with ``engine``, skipping ids already in ``batch_dir``; returns rows by id."""
+) -> tuple[dict[str, torch.Tensor], int]:
+    """Score every query with ``engine``, skipping ids already in ``batch_dir``.
+
+    Returns:
+        The rows by id, and this process's rank as the Trainer that scored them sees it (Lightning's
+        cluster environment: its DDP launcher, SLURM, torchrun; 0 without DDP): rank 0 writes the outputs.
+    """
     # Under DDP every rank reads what is done before any rank writes: no rank scores a batch before all
     # ranks have entered the predict loop (process-group start, Lightning's setup barriers), so all
     # ranks shard the same remaining queries.
     done = read_batches(batch_dir)["ids"]
     todo = ~torch.isin(ids, done)
+    trainer = pl.Trainer(**trainer_kwargs)  # starts no process: its predict does, if anything is left
     if todo.any():
         log.info("%s: scoring %d queries (%d already done)", batch_dir.name, int(todo.sum()), len(done))
         engine.prepare(data)
         loader = DataLoader(QueryDataset(data[todo], ids[todo]), batch_size=int(batch_size), shuffle=False)
-        trainer = pl.Trainer(**trainer_kwargs)
         trainer.predict(AttackModule(engine, batch_dir), dataloaders=loader, return_predictions=False)
         if trainer.world_size > 1:
             trainer.strategy.barrier("ganleaks_scored")  # every rank's batch files exist before anyone merges
@@ -133,15 +138,4 @@ def score_queries(
     if missing.any():
         raise RuntimeError(f"{batch_dir}: {int(missing.sum())} queries have no result; re-run to finish them")
     keep = torch.isin(rows["ids"], ids)
-    return {k: v[keep] for k, v in rows.items()}
-
-
-def global_rank(trainer_kwargs: dict) -> int:
-    """This process's rank among the processes ``pl.Trainer(**trainer_kwargs)`` runs on (0 without DDP).
-
-    Lightning's cluster environment answers (its own DDP launcher, SLURM, torchrun, ...), as it did for
-    the Trainer that scored the queries; an environment variable alone would not (``LOCAL_RANK`` is 0
-    on every node, and SLURM sets neither ``RANK`` nor ``LOCAL_RANK``). Building a Trainer starts no
-    process.
-    """
-    return int(pl.Trainer(**trainer_kwargs).global_rank)
+    return {k: v[keep] for k, v in rows.items()}, int(trainer.global_rank)

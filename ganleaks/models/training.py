@@ -18,6 +18,7 @@ from pytorch_lightning.callbacks import Callback, RichProgressBar
 from pytorch_lightning.loggers import Logger
 
 from ganleaks.io import UnsafeFileError, load_weights_only
+from ganleaks.loggers import build_loggers
 from ganleaks.models.modules.base import GANModule
 
 if TYPE_CHECKING:  # the privacy module imports Opacus: only DP training loads it
@@ -120,13 +121,6 @@ def build_victim(model_cfg: DictConfig, data_shape: tuple[int, ...], data_kind: 
         name: instantiate(node, data_shape=list(data_shape), _convert_="all") for name, node in nets_cfg.items()
     }
     return instantiate(model_cfg.module, **networks, _convert_="all")
-
-
-def build_loggers(logger_cfg: DictConfig | None, run_dir: Path) -> list[Logger]:
-    """One Lightning logger per node of the ``logger`` group, each saving under ``run_dir``."""
-    if not logger_cfg:
-        return []
-    return [instantiate(node, save_dir=str(run_dir)) for node in logger_cfg.values() if node is not None]
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> pl.Trainer:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ganleaks.attacks.lbfgs import batched_lbfgs
+from ganleaks.attacks.status import STATUS_DIVERGED, STATUS_OK
 from tests.attacks.helpers import make_generator, quadratic_problems, reconstruction_objective
 
 
@@ -16,7 +17,7 @@ def test_finds_the_minimum_of_ill_conditioned_quadratics(line_search):
     torch.testing.assert_close(result.z, centre, atol=1e-3, rtol=0)
     assert (result.objective - 1.0).abs().max() < 1e-5
     assert result.converged.all() and not result.failed.any()
-    assert result.status == ["ok"] * 6
+    assert result.status.tolist() == [STATUS_OK] * 6
 
 
 def test_rosenbrock_matches_torch_lbfgs_quality():
@@ -78,7 +79,7 @@ def test_nan_query_is_marked_failed_and_others_are_unchanged():
     clean = batched_lbfgs(f, z0, max_iter=50)
     result = batched_lbfgs(poisoned, z0, max_iter=50)
     assert result.failed.tolist() == [False, False, True, False, False]
-    assert result.status[2] == "diverged" and torch.isnan(result.objective[2])
+    assert result.status[2] == STATUS_DIVERGED and torch.isnan(result.objective[2])
     torch.testing.assert_close(result.z[2], z0[2])
     keep = torch.tensor([0, 1, 3, 4])
     torch.testing.assert_close(result.objective[keep], clean.objective[keep])

@@ -8,6 +8,7 @@ import scipy.optimize
 import torch
 
 from ganleaks.attacks.powell import batched_powell
+from ganleaks.attacks.status import STATUS_DIVERGED
 from tests.attacks.helpers import make_generator, quadratic_problems, reconstruction_objective
 
 
@@ -65,7 +66,7 @@ def test_nan_query_is_marked_failed_and_others_are_unchanged():
     clean = batched_powell(f, z0, max_iter=5)
     result = batched_powell(poisoned, z0, max_iter=5)
     assert result.failed.tolist() == [False, True, False, False]
-    assert result.status[1] == "diverged" and torch.isnan(result.objective[1])
+    assert result.status[1] == STATUS_DIVERGED and torch.isnan(result.objective[1])
     keep = torch.tensor([0, 2, 3])
     torch.testing.assert_close(result.objective[keep], clean.objective[keep])
     torch.testing.assert_close(result.z[keep], clean.z[keep])

@@ -7,6 +7,7 @@ import torch
 
 from ganleaks.attacks.distances import ReconstructionDistance
 from ganleaks.attacks.reconstruction import LatentReconstructor, random_latents
+from ganleaks.attacks.status import STATUS_DIVERGED, STATUS_OK
 from tests.attacks.helpers import make_generator
 
 
@@ -26,7 +27,7 @@ def test_reconstructs_samples_of_the_generator(optimizer, max_iter):
     reconstructor = LatentReconstructor(generator, distance, optimizer=optimizer, init="zero", max_iter=max_iter)
     result = reconstructor.reconstruct(x, torch.arange(6), seed=0)
     start = distance.loss(x, generator(torch.zeros(6, 8)).detach())
-    assert result.status == ["ok"] * 6
+    assert result.status.tolist() == [STATUS_OK] * 6
     assert result.z.shape == (6, 8) and result.x_hat.shape == x.shape and result.loss.shape == (6,)
     assert (result.loss < 0.05 * start).sum() >= 5
     torch.testing.assert_close(result.loss, distance.loss(x, result.x_hat))
@@ -100,7 +101,7 @@ def test_a_nan_query_is_diverged_and_the_others_are_unaffected():
                                         init="zero", max_iter=20)  # fmt: skip
     clean = reconstructor.reconstruct(x, torch.arange(4), 0)
     result = reconstructor.reconstruct(poisoned, torch.arange(4), 0)
-    assert result.status == ["ok", "ok", "diverged", "ok"]
+    assert result.status.tolist() == [STATUS_OK, STATUS_OK, STATUS_DIVERGED, STATUS_OK]
     assert torch.isnan(result.loss[2]) and torch.isnan(result.objective[2])
     keep = torch.tensor([0, 1, 3])
     assert ((result.loss[keep] - clean.loss[keep]).abs() <= 1e-4 * clean.loss[keep]).all()

@@ -1,0 +1,142 @@
+"""What an attack writes into its run folder: ``scores.csv``, ``run.json``, ``metrics.json``,
+``roc.png``, ``reconstructions.png``, and the same results to the configured Lightning loggers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from ganleaks.attacks.calibration import align_by_id
+from ganleaks.attacks.engines import AttackEngine
+from ganleaks.attacks.run_record import write_run_record
+from ganleaks.attacks.status import STATUS_NAMES
+from ganleaks.data.sample_set import SampleSet
+from ganleaks.evaluation.plots import plot_roc, save_reconstruction_grid
+from ganleaks.io import atomic_write_text
+from ganleaks.loggers import build_loggers
+
+SCORES_HEADER = ["id", "member", "victim_loss", "reference_loss", "score", "status"]
+
+
+@dataclass
+class QueryScores:
+    """Every query's result, one row per id (all ``(N,)``, in the order of ``ids``).
+
+    Attributes:
+        ids, labels: the queries (1 = member).
+        victim_loss: L(x, R(x|G_victim)) (or the setting's loss); NaN where the query failed.
+        reference_loss: the same on the reference model, or None without calibration.
+        score: the membership score, -(victim_loss - reference_loss): higher = member.
+        status: int8 (:mod:`ganleaks.attacks.status`), the worse of the victim's and the reference's.
+    """
+
+    ids: Tensor
+    labels: Tensor
+    victim_loss: Tensor
+    reference_loss: Tensor | None
+    score: Tensor
+    status: Tensor
+
+
+@dataclass
+class Reconstructions:
+    """The latents one engine found (rows keyed by ``ids``) and the engine that renders them."""
+
+    ids: Tensor
+    z: Tensor
+    engine: AttackEngine
+
+
+def write_outputs(
+    cfg: DictConfig,
+    out_dir: Path,
+    scores: QueryScores,
+    metrics: dict,
+    sample_set: SampleSet,
+    reconstructions: dict[str, Reconstructions],
+) -> None:
+    """Write every output of a finished attack (``reconstructions``: ``victim`` and ``reference``, where made)."""
+    write_scores(out_dir / "scores.csv", scores)
+    write_run_record(out_dir, cfg, metrics)  # what these results were computed with, written with them
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
+    plot_roc(scores.score, scores.labels, out_dir / "roc.png")
+    save_grid(out_dir / "reconstructions.png", cfg.attack.save_reconstructions, sample_set, scores, reconstructions)
+    log_to_loggers(cfg, out_dir, metrics)
+
+
+def _fmt(value: Tensor) -> str:
+    """A 0-d loss or score as its shortest round-trip decimal; empty for NaN (a failed query)."""
+    number = float(value)
+    return "" if math.isnan(number) else repr(number)
+
+
+def write_scores(path: Path, scores: QueryScores) -> None:
+    """``scores.csv``: one row per query; the only place a status becomes a word."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SCORES_HEADER)
+    for i in range(len(scores.ids)):
+        writer.writerow(
+            [
+                int(scores.ids[i]),
+                int(scores.labels[i]),
+                _fmt(scores.victim_loss[i]),
+                "" if scores.reference_loss is None else _fmt(scores.reference_loss[i]),
+                _fmt(scores.score[i]),
+                STATUS_NAMES.get(int(scores.status[i]), "failed"),
+            ]
+        )
+    atomic_write_text(path, buffer.getvalue())
+
+
+def save_grid(
+    path: Path, n: int, sample_set: SampleSet, scores: QueryScores, reconstructions: dict[str, Reconstructions]
+) -> None:
+    """Up to ``n`` members and ``n`` non-members beside their reconstructions on the victim (and reference)."""
+    if n <= 0 or sample_set.kind != "image" or "victim" not in reconstructions:
+        return
+
+    def spread(positions: Tensor) -> Tensor:  # evenly over the ids: sources are often sorted by class
+        return positions[torch.linspace(0, len(positions) - 1, min(n, len(positions))).round().long()]
+
+    labels = scores.labels
+    pick = torch.cat([spread(torch.nonzero(labels == 1).flatten()), spread(torch.nonzero(labels == 0).flatten())])
+    ids = scores.ids[pick]
+    rows = {
+        role: found.engine.reconstructions(align_by_id(ids, found.ids, found.z))
+        for role, found in reconstructions.items()
+    }
+    save_reconstruction_grid(
+        sample_set.data[sample_set.positions(ids)],
+        rows["victim"],
+        labels[pick],
+        path,
+        reference_reconstructions=rows.get("reference"),
+    )
+
+
+def log_to_loggers(cfg: DictConfig, out_dir: Path, metrics: dict) -> None:
+    """Send the config, metrics, ROC and reconstructions to the configured Lightning loggers."""
+    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+    for logger in build_loggers(cfg.get("logger"), out_dir):
+        logger.log_hyperparams(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)))
+        logger.log_metrics({f"attack/{k}": v for k, v in numbers.items()})
+        log_image = getattr(logger, "log_image", None)  # W&B
+        if log_image is not None:
+            images = [p for p in (out_dir / "roc.png", out_dir / "reconstructions.png") if p.is_file()]
+            log_image(key="attack/plots", images=[str(p) for p in images])
+            with open(out_dir / "scores.csv") as handle:
+                rows = list(csv.reader(handle))
+            logger.log_table(key="attack/scores", columns=rows[0], data=rows[1:])  # type: ignore[attr-defined]  # W&B
+        logger.finalize("success")
+        if log_image is not None:
+            logger.experiment.finish()  # type: ignore[attr-defined]  # flush the W&B run now: the attack process is done with it
