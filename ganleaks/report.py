@@ -12,6 +12,8 @@ Writes into ``--out`` (default: ``report/`` inside the first folder given):
   (``quality.json`` in the victim's run folder, from ``python -m ganleaks.evaluation.quality``);
 * ``pivot_auc.md`` and ``pivot_tpr.md``: AUC and TPR@1%FPR (with intervals) as one row per victim
   and one column per setting, uncalibrated beside calibrated;
+* ``claims.md``: the paper's claims (C1-C6) checked on the runs, each comparison of two attacks on
+  the same queries with a paired bootstrap interval and a verdict (:mod:`ganleaks.evaluation.claims`);
 * ``auc_vs_train_size.png``: AUC and TPR@1%FPR against the training-set size (log axis), one panel
   per victim and setting, calibrated solid and uncalibrated dashed (paper figure 5);
 * ``epsilon_vs_auc.png``: DP victims, AUC against epsilon per setting beside the sample quality;
@@ -26,9 +28,9 @@ unless ``WANDB_MODE`` says otherwise); a W&B failure is logged and never stops t
 
 ``--doc DOC`` also puts the Markdown table (``runs.md``) into a results document, between the lines
 ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` (``--block NAME``; default: the first folder's
-name), and the pivot tables into the blocks ``NAME-auc`` and ``NAME-tpr`` where the document has
-their markers. With ``--check`` the document is only compared: the command exits with status 1 and a diff
-when the document's table is not the one the runs give.
+name), and the pivot tables and the claims into the blocks ``NAME-auc``, ``NAME-tpr`` and ``NAME-claims``
+where the document has their markers. With ``--check`` the document is only compared: the command
+exits with status 1 and a diff when the document's table is not the one the runs give.
 
 The work is done in :mod:`ganleaks.evaluation`: ``runs`` (reading the run folders), ``tables``
 (CSV and Markdown), ``sweep_figures`` (matplotlib) and ``markdown_blocks`` (the document's table);
@@ -45,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ganleaks.evaluation.claims import claims_markdown
 from ganleaks.evaluation.markdown_blocks import (
     MarkdownBlockError,
     StaleMarkdownBlockError,
@@ -79,7 +82,7 @@ class Report:
     out_dir: Path
     files: dict[str, Path] = field(default_factory=dict)
     markdown: str = ""
-    pivots: dict[str, str] = field(default_factory=dict)  # PIVOT_BLOCKS suffix -> Markdown table
+    blocks: dict[str, str] = field(default_factory=dict)  # DOC_BLOCKS suffix -> Markdown (pivots, claims)
 
 
 def log_to_wandb(report: Report, project: str | None = None) -> bool:
@@ -130,8 +133,10 @@ def log_to_wandb(report: Report, project: str | None = None) -> bool:
 # Entry points
 
 
-# The pivot tables' blocks: report:NAME-auc and report:NAME-tpr beside the runs table report:NAME.
+# The blocks beside the runs table report:NAME: the pivot tables report:NAME-auc / -tpr (metric key)
+# and the claims' verdicts report:NAME-claims.
 PIVOT_BLOCKS = {"auc": "auc", "tpr": "tpr_at_fpr_0.01"}
+DOC_BLOCKS = (*PIVOT_BLOCKS, "claims")
 
 
 def doc_blocks(report: Report, block: str, doc: Path) -> list[tuple[str, str]]:
@@ -139,7 +144,7 @@ def doc_blocks(report: Report, block: str, doc: Path) -> list[tuple[str, str]]:
     document has their markers, ``block-auc`` / ``block-tpr`` (the pivot tables)."""
     document = doc.read_text(encoding="utf-8")
     blocks = [(block, report.markdown)]
-    for suffix, text in report.pivots.items():
+    for suffix, text in report.blocks.items():
         name = f"{block}-{suffix}"
         if markers(name)[0] in document or markers(name)[1] in document:
             blocks.append((name, text))
@@ -170,9 +175,13 @@ def build_report(
     (out / "runs.md").write_text(report.markdown)
     report.files.update({"table_csv": out / "runs.csv", "table_markdown": out / "runs.md"})
     for suffix, metric in PIVOT_BLOCKS.items():
-        report.pivots[suffix] = to_pivot_markdown(rows, metric)
-        (out / f"pivot_{suffix}.md").write_text(report.pivots[suffix])
+        report.blocks[suffix] = to_pivot_markdown(rows, metric)
+        (out / f"pivot_{suffix}.md").write_text(report.blocks[suffix])
         report.files[f"pivot_{suffix}"] = out / f"pivot_{suffix}.md"
+    report.blocks["claims"] = claims_markdown(rows)
+    if report.blocks["claims"]:
+        (out / "claims.md").write_text(report.blocks["claims"])
+        report.files["claims"] = out / "claims.md"
     for name, plot in (("auc_vs_train_size", plot_train_size), ("epsilon_vs_auc", plot_epsilon), ("auc_vs_k", plot_k)):
         written = plot(rows, out / f"{name}.png")
         if written is not None:

@@ -396,7 +396,7 @@ def test_pivot_tables_put_settings_side_by_side_and_fill_their_blocks(tmp_path):
     )
     main([str(root), "--out", str(tmp_path / "out"), "--wandb", "off", "--doc", str(doc)])
     text = doc.read_text()
-    assert report.pivots["auc"] in text and report.markdown in text and "\nold\n" not in text
+    assert report.blocks["auc"] in text and report.markdown in text and "\nold\n" not in text
     assert "report:study-tpr" not in text  # a block the document does not have is not added
 
 

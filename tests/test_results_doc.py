@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ganleaks.evaluation.markdown_blocks import check_markdown_block, markers
-from ganleaks.report import PIVOT_BLOCKS, build_report
+from ganleaks.report import DOC_BLOCKS, build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "RESULTS.md"
@@ -30,6 +30,6 @@ def test_results_doc_tables_match_the_committed_runs(study, tmp_path, monkeypatc
     assert all(row.get("auc") is not None for row in report.rows)
     document = DOC.read_text(encoding="utf-8")
     check_markdown_block(DOC, study, report.markdown)
-    for suffix in PIVOT_BLOCKS:
+    for suffix in DOC_BLOCKS:
         assert markers(f"{study}-{suffix}")[0] in document, f"docs/RESULTS.md lacks the {study}-{suffix} table"
-        check_markdown_block(DOC, f"{study}-{suffix}", report.pivots[suffix])
+        check_markdown_block(DOC, f"{study}-{suffix}", report.blocks[suffix])

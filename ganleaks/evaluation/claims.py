@@ -1,0 +1,316 @@
+"""The paper's claims, checked on a study's attack runs, each comparison with a paired interval.
+
+Two attacks on the same victim score the same queries, so their AUCs are compared *paired*: the
+members and the non-members are resampled (stratified, 1,000 resamples, seeded) and both AUCs are
+computed on each resample; the 95% percentile interval of the difference says whether the data
+resolve it. Independent intervals side by side would be too wide (the queries' own difficulty is
+shared by both attacks and cancels in the difference).
+
+A comparison's verdict is one of
+
+* ``holds``: the difference has the claimed sign and its interval excludes 0;
+* ``not resolved``: the interval contains 0 (the data cannot tell the two apart);
+* ``reversed``: the difference has the opposite sign and its interval excludes 0.
+
+Checked claims (paper sections 5-6):
+
+* **C1** leakage falls as the training set grows: AUC at the smallest minus at the largest
+  training-set size, per victim, setting and calibration (different members, same non-members:
+  *unpaired*, each size resampled on its own);
+* **C2** white-box >= partial black-box >= full black-box, per victim, size and calibration;
+* **C3** calibration raises the AUC: calibrated minus uncalibrated, per victim, size and setting;
+* **C5** full black-box >= Monte-Carlo, and the discriminator attack strongest where D is
+  accessible (discriminator minus the best other setting);
+* **C6** a larger k helps the full black-box attack: AUC at the largest minus at the smallest k;
+* **C4** DP lowers leakage towards chance: the AUC of each DP victim minus the no-DP baseline's on
+  the same queries, and minus 0.5.
+
+``claims_markdown(rows)`` gives one table per claim that the runs can check (a claim whose runs are
+absent is left out), and a count of verdicts per claim.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+N_RESAMPLES = 1000
+SEED = 0
+LEVEL = 0.95
+
+
+def read_scores(run_dir: str | Path) -> dict[str, tuple[int, float]]:
+    """``{id: (member, score)}`` of a run's ``scores.csv``, finite scores only (failed queries are left out)."""
+    scores = {}
+    with (Path(run_dir) / "scores.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            try:
+                value = float(row["score"])
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                scores[row["id"]] = (int(row["member"]), value)
+    return scores
+
+
+def _auc(members: np.ndarray, nonmembers: np.ndarray) -> np.ndarray:
+    """AUC of each row: P(member score > non-member score) + P(tie) / 2 (Mann-Whitney)."""
+    greater = (members[..., :, None] > nonmembers[..., None, :]).mean(axis=(-1, -2))
+    ties = (members[..., :, None] == nonmembers[..., None, :]).mean(axis=(-1, -2))
+    return greater + 0.5 * ties
+
+
+def _resampled(n: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, n, size=(N_RESAMPLES, n))
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def paired_difference(a: dict, b: dict) -> tuple[float, tuple[float, float], int] | None:
+    """AUC(a) - AUC(b) over the queries both runs scored, its 95% paired bootstrap interval, and n.
+
+    ``a`` and ``b`` are :func:`read_scores` results. None when they share no member or no non-member.
+    """
+    common = sorted(set(a) & set(b))
+    labels = np.array([a[i][0] for i in common])
+    if any(a[i][0] != b[i][0] for i in common):
+        raise ValueError("the two runs label a shared query differently: they are not attacks on the same split")
+    sa, sb = np.array([a[i][1] for i in common]), np.array([b[i][1] for i in common])
+    m, nm = labels == 1, labels == 0
+    if not m.any() or not nm.any():
+        return None
+    rng = np.random.default_rng(SEED)
+    im, inm = _resampled(int(m.sum()), rng), _resampled(int(nm.sum()), rng)
+    diffs = np.empty(N_RESAMPLES)
+    for start in range(0, N_RESAMPLES, 100):  # chunks keep the (resamples, members, non-members) array small
+        sl = slice(start, start + 100)
+        diffs[sl] = _auc(sa[m][im[sl]], sa[nm][inm[sl]]) - _auc(sb[m][im[sl]], sb[nm][inm[sl]])
+    point = float(_auc(sa[m], sa[nm]) - _auc(sb[m], sb[nm]))
+    return point, _interval(diffs), len(common)
+
+
+def unpaired_difference(a: dict, b: dict) -> tuple[float, tuple[float, float], int] | None:
+    """AUC(a) - AUC(b) for runs on different queries: each resampled on its own (stratified)."""
+    rng = np.random.default_rng(SEED)
+    draws, points = [], []
+    for scores in (a, b):
+        labels = np.array([v[0] for v in scores.values()])
+        values = np.array([v[1] for v in scores.values()])
+        m, nm = values[labels == 1], values[labels == 0]
+        if not len(m) or not len(nm):
+            return None
+        im, inm = _resampled(len(m), rng), _resampled(len(nm), rng)
+        draws.append(
+            np.concatenate([_auc(m[im[s : s + 100]], nm[inm[s : s + 100]]) for s in range(0, N_RESAMPLES, 100)])
+        )
+        points.append(float(_auc(m, nm)))
+    return points[0] - points[1], _interval(draws[0] - draws[1]), len(a) + len(b)
+
+
+def verdict(difference: float, interval: tuple[float, float]) -> str:
+    if interval[0] > 0:
+        return "holds"
+    if interval[1] < 0:
+        return "reversed"
+    return "not resolved"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:+.3f}"
+
+
+K_SETTINGS = ("fullbb", "montecarlo")
+
+
+def _k_label(a: dict, b: dict) -> str:
+    """`` k=...`` in a comparison's label where one of the two settings has a k that varies in the study."""
+    ks = {row.get("k") for row in (a, b) if row["setting"] in K_SETTINGS}
+    return f" k={ks.pop()}" if len(ks) == 1 else ""
+
+
+def _victim(row: dict) -> str:
+    label = row["model"]
+    if row.get("noise_multiplier") is not None:
+        label += f" (sigma={row['noise_multiplier']:g})"
+    return label
+
+
+def _calibrated(row: dict) -> bool:
+    return row.get("calibration") not in (None, "none")
+
+
+def _cal(flag: bool) -> str:
+    return "calibrated" if flag else "uncalibrated"
+
+
+class _Runs:
+    """The rows of a study indexed by what the claims compare, with their scores read once."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows = [row for row in rows if row.get("run_dir") and (Path(row["run_dir"]) / "scores.csv").is_file()]
+        self._scores: dict[str, dict] = {}
+
+    def scores(self, row: dict) -> dict:
+        key = str(row["run_dir"])
+        if key not in self._scores:
+            self._scores[key] = read_scores(key)
+        return self._scores[key]
+
+    def index(self, key: Callable[[dict], tuple]) -> dict[tuple, dict]:
+        """``{key(row): row}``; several rows under one key (seeds, repeated runs) keep the first."""
+        table: dict[tuple, dict] = {}
+        for row in self.rows:
+            table.setdefault(key(row), row)
+        return table
+
+
+def _line(claim: str, what: str, a: dict, b: dict, result, unit: str = "AUC") -> list[str] | None:
+    if result is None:
+        return None
+    diff, interval, n = result
+    return [
+        claim,
+        what,
+        f"{a['auc']:.3f}",
+        f"{b['auc']:.3f}",
+        f"{_fmt(diff)} [{_fmt(interval[0])}, {_fmt(interval[1])}]",
+        str(n),
+        verdict(diff, interval),
+    ]
+
+
+def check_claims(rows: list[dict]) -> list[list[str]]:
+    """Every comparison the runs allow, as table lines: claim, comparison, AUC a, AUC b, difference [CI], n, verdict."""
+    runs = _Runs(rows)
+    lines: list[list[str] | None] = []
+    by_setting = runs.index(
+        lambda r: (_victim(r), r.get("train_size"), r["setting"], _calibrated(r), r.get("k"), r.get("epsilon"))
+    )
+
+    def find(victim, size, setting, calibrated, k=None, epsilon=None) -> dict | None:
+        """The run of one victim, setting and calibration; ``k`` is matched for the settings that have one."""
+        for key, row in by_setting.items():
+            k_matches = setting not in K_SETTINGS or key[4] == k
+            if key[:4] == (victim, size, setting, calibrated) and k_matches and key[5] == epsilon:
+                return row
+        return None
+
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in runs.rows:
+        groups[(_victim(row), row["setting"], _calibrated(row), row.get("k"), row.get("epsilon"))].append(row)
+
+    # C1: smallest against largest training-set size.
+    for (victim, setting, calibrated, _k, _eps), group in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        sizes = sorted({row["train_size"] for row in group if row.get("train_size") is not None})
+        if len(sizes) < 2:
+            continue
+        small = next(row for row in group if row["train_size"] == sizes[0])
+        large = next(row for row in group if row["train_size"] == sizes[-1])
+        what = f"{victim} {setting} {_cal(calibrated)}: n={sizes[0]} vs n={sizes[-1]}"
+        lines.append(_line("C1", what, small, large, unpaired_difference(runs.scores(small), runs.scores(large))))
+
+    victims = sorted({(_victim(r), r.get("train_size"), r.get("epsilon")) for r in runs.rows}, key=str)
+    ks = sorted({r.get("k") for r in runs.rows if r["setting"] in K_SETTINGS}, key=lambda k: (k is None, k or 0))
+    for (victim, size, epsilon), k in ((v, k) for v in victims for k in (ks or [None])):
+        first_k = k == (ks[0] if ks else None)  # settings without k: compared once, not once per k
+        for calibrated in (False, True):
+            for stronger, weaker, claim in (
+                ("whitebox", "partialbb", "C2"),
+                ("partialbb", "fullbb", "C2"),
+                ("fullbb", "montecarlo", "C5"),
+            ):
+                if not first_k and stronger not in K_SETTINGS and weaker not in K_SETTINGS:
+                    continue
+                a = find(victim, size, stronger, calibrated, k, epsilon)
+                b = find(victim, size, weaker, calibrated, k, epsilon)
+                if a is not None and b is not None:
+                    what = f"{victim} n={size}{_k_label(a, b)} {_cal(calibrated)}: {stronger} vs {weaker}"
+                    lines.append(_line(claim, what, a, b, paired_difference(runs.scores(a), runs.scores(b))))
+            d = find(victim, size, "discriminator", calibrated, k, epsilon)
+            found = [
+                find(victim, size, s, calibrated, k, epsilon) for s in ("whitebox", "partialbb", "fullbb", "montecarlo")
+            ]
+            others = [other for other in found if other is not None]
+            if d is not None and others and first_k:
+                best = max(others, key=lambda row: row["auc"])
+                what = f"{victim} n={size} {_cal(calibrated)}: discriminator vs best other ({best['setting']})"
+                lines.append(_line("C5", what, d, best, paired_difference(runs.scores(d), runs.scores(best))))
+        for setting in ("fullbb", "partialbb", "whitebox", "discriminator", "montecarlo"):
+            if not first_k and setting not in K_SETTINGS:
+                continue
+            a = find(victim, size, setting, True, k, epsilon)
+            b = find(victim, size, setting, False, k, epsilon)
+            if a is not None and b is not None:
+                what = f"{victim} n={size}{_k_label(a, b)} {setting}: calibrated vs uncalibrated"
+                lines.append(_line("C3", what, a, b, paired_difference(runs.scores(a), runs.scores(b))))
+
+    # C6: largest against smallest k, full black-box (and Monte-Carlo for comparison).
+    k_groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in runs.rows:
+        if row["setting"] in ("fullbb", "montecarlo") and row.get("k") is not None:
+            k_groups[(_victim(row), row.get("train_size"), row["setting"], _calibrated(row))].append(row)
+    for (victim, size, setting, calibrated), group in sorted(k_groups.items(), key=lambda kv: str(kv[0])):
+        ks = sorted({row["k"] for row in group})
+        if len(ks) < 2:
+            continue
+        large = next(row for row in group if row["k"] == ks[-1])
+        small = next(row for row in group if row["k"] == ks[0])
+        what = f"{victim} n={size} {setting} {_cal(calibrated)}: k={ks[-1]} vs k={ks[0]}"
+        lines.append(_line("C6", what, large, small, paired_difference(runs.scores(large), runs.scores(small))))
+
+    # C4: each DP victim against the no-DP baseline of the same nets and size (same queries).
+    baseline = runs.index(lambda r: (r["model"], r.get("train_size"), r["setting"], _calibrated(r), r.get("epsilon")))
+    for row in sorted(runs.rows, key=lambda r: (str(r["setting"]), _calibrated(r), -(r.get("epsilon") or 0))):
+        if row.get("epsilon") is None:
+            continue
+        base = baseline.get((row["model"], row.get("train_size"), row["setting"], _calibrated(row), None))
+        if base is None:
+            continue
+        what = f"{row['setting']} {_cal(_calibrated(row))}: no DP vs epsilon={row['epsilon']:.3g}"
+        lines.append(_line("C4", what, base, row, paired_difference(runs.scores(base), runs.scores(row))))
+    return [line for line in lines if line is not None]
+
+
+CLAIMS = {
+    "C1": "leakage falls as the training set grows (AUC at the smallest minus the largest size)",
+    "C2": "white-box >= partial black-box >= full black-box (AUC difference on the same queries)",
+    "C3": "calibration raises the AUC (calibrated minus uncalibrated, same queries)",
+    "C4": "DP lowers leakage (AUC without DP minus with DP, same queries)",
+    "C5": "full black-box >= Monte-Carlo; the discriminator attack strongest where D is accessible",
+    "C6": "a larger k helps the black-box attacks (AUC at the largest minus the smallest k)",
+}
+
+
+def claims_markdown(rows: list[dict]) -> str:
+    """A verdict count per claim, then every comparison (Markdown), for the claims the runs can check."""
+    lines = check_claims(rows)
+    if not lines:
+        return ""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for line in lines:
+        counts[line[0]][line[-1]] += 1
+    out = ["| claim | what is compared | holds | not resolved | reversed |", "|---|---|---:|---:|---:|"]
+    for claim in sorted(counts):
+        c = counts[claim]
+        out.append(f"| {claim} | {CLAIMS[claim]} | {c['holds']} | {c['not resolved']} | {c['reversed']} |")
+    out += [
+        "",
+        "| claim | comparison | AUC a | AUC b | a - b [95% CI] | queries | verdict |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    out += ["| " + " | ".join(line) + " |" for line in sorted(lines, key=_order)]
+    return "\n".join(out) + "\n"
+
+
+def _order(line: Iterable[str]) -> tuple:
+    items = list(line)
+    return (items[0],)  # stable: within a claim, the order the checks produced
