@@ -32,8 +32,8 @@ class AuditResult:
     """What an audit found.
 
     Attributes:
-        metrics: ``metrics.json``: AUC, TPR at low FPR (each with ``*_ci_low`` / ``*_ci_high``, the
-            95% bootstrap interval), counts, and the run's facts.
+        metrics: ``metrics.json``: AUC, TPR at low FPR (each with ``<name>_ci``, ``[low, high]`` of
+            the 95% bootstrap interval), counts, and the run's facts.
         scores: ``scores.csv`` as a list of rows (``id``, ``member``, ``victim_loss``,
             ``reference_loss``, ``score``, ``status``; losses and scores as floats, NaN where a query failed).
         most_exposed: ``most_exposed.csv`` rows: the members with the highest membership score.
