@@ -194,7 +194,7 @@ def audit(
             values[key] = value
 
     keep = out_dir is not None
-    run_dir = Path(out_dir) if keep else Path(tempfile.mkdtemp(prefix="ganleaks-audit-"))
+    run_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="ganleaks-audit-"))
     register_resolvers()
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
@@ -241,4 +241,3 @@ def _model_argument(value, part, values, artefacts, latent_dim, output_range, la
         artefacts.generator = value
         values["victim.latent_dim"] = value.latent_dim
     values["victim.generator"] = {"_target_": f"{type(value).__module__}.{type(value).__qualname__}"}
-

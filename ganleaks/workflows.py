@@ -12,11 +12,13 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganleaks.config_checks import check_attack_config, check_train_config
+from ganleaks.config_resolvers import register_resolvers
 from ganleaks.data import TrainingSet
 from ganleaks.data.loading import load_sample_set, prepare_split, recorded_data_config, write_trained_on
 from ganleaks.third_party_output import silence_third_party_noise
 
 log = logging.getLogger(__name__)
+register_resolvers()  # ${ganleaks_digest:...} of conf/victim/, for configs composed in code (tests, notebooks)
 
 
 PART_SIZE_KEYS = {"members": "train_size", "nonmembers": "nonmember_size", "reference": "reference_size"}

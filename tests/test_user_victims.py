@@ -107,7 +107,9 @@ def _attack(root: Path, overrides: list[str]) -> tuple[dict, Path]:
 @pytest.mark.parametrize("weights", ["memoriser", "memoriser_pt"])
 @pytest.mark.parametrize("setting", ["whitebox", "partialbb", "fullbb"])
 def test_memorising_external_generator_is_separated(user_files, tmp_path, setting, weights):
-    metrics, out_dir = _attack(tmp_path, [f"setting={setting}", *FAST[setting], *_generator_overrides(user_files, weights)])
+    metrics, out_dir = _attack(
+        tmp_path, [f"setting={setting}", *FAST[setting], *_generator_overrides(user_files, weights)]
+    )
     assert metrics["auc"] >= 0.9, metrics["auc"]
     ids = (out_dir / "scores.csv").read_text().splitlines()[1].split(",")[0]
     assert re.fullmatch(r"(train|holdout)/\d{4}\.png", ids)  # the user's record ids, not integers
@@ -131,7 +133,9 @@ def test_external_discriminator_attack_runs_and_two_victims_do_not_collide(user_
     ]
     metrics, out_dir = _attack(tmp_path, ["setting=discriminator", *common, *discriminator])
     assert metrics["n_members"] == N and (out_dir / "summary.html").is_file()
-    _, other_dir = _attack(tmp_path, ["setting=discriminator", *_generator_overrides(user_files, "other"), *discriminator])
+    _, other_dir = _attack(
+        tmp_path, ["setting=discriminator", *_generator_overrides(user_files, "other"), *discriminator]
+    )
     assert other_dir != out_dir
 
 
@@ -140,7 +144,8 @@ def test_external_discriminator_attack_runs_and_two_victims_do_not_collide(user_
 def test_generated_sample_sets(user_files, tmp_path, samples, setting):
     tabular = samples == "samples_csv"
     queries = (
-        [f"queries.members={user_files['root'] / 'train.csv'}", f"queries.nonmembers={user_files['root'] / 'holdout.csv'}",
+        [f"queries.members={user_files['root'] / 'train.csv'}",
+         f"queries.nonmembers={user_files['root'] / 'holdout.csv'}",
          "queries.value_range=[0,1]", "victim.value_range=[0,1]"]
         if tabular
         else [f"queries.members={user_files['members']}", f"queries.nonmembers={user_files['nonmembers']}"]
@@ -190,7 +195,9 @@ def test_pickled_code_refused_with_nothing_executed(user_files, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     torch.save({"table": _Payload()}, tmp_path / "evil.pt")
     overrides = ["setting=whitebox", *FAST["whitebox"], *_generator_overrides(user_files)]
-    overrides = [o for o in overrides if not o.startswith("victim.weights")] + [f"victim.weights={tmp_path / 'evil.pt'}"]
+    overrides = [o for o in overrides if not o.startswith("victim.weights")] + [
+        f"victim.weights={tmp_path / 'evil.pt'}"
+    ]
     with pytest.raises(ExternalModelError, match="Nothing was executed"):
         _attack(tmp_path, overrides)
     assert not (tmp_path / "PWNED_BY_PICKLE").exists()
@@ -210,7 +217,8 @@ def test_mismatches_refused_early(user_files, tmp_path, change, error, message):
     overrides = ["setting=fullbb", *_generator_overrides(user_files)]
     if "victim=samples" in change:
         overrides = ["victim=samples", f"victim.path={user_files['samples_png']}",
-                     f"queries.members={user_files['members']}", f"queries.nonmembers={user_files['nonmembers']}"]  # fmt: skip
+                     f"queries.members={user_files['members']}",
+                     f"queries.nonmembers={user_files['nonmembers']}"]  # fmt: skip
     with pytest.raises(error, match=re.escape(message)):
         _attack(tmp_path, [*overrides, *change])
     assert not (tmp_path / "attack").exists() or not list((tmp_path / "attack").rglob("scores.csv"))
@@ -287,8 +295,15 @@ def test_python_api_with_modules_arrays_and_paths(user_files, tmp_path):
 def test_command_line_entry_point(user_files, tmp_path):
     """The issue's command through attack.py itself (Hydra's real entry point)."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "attack.py"), f"paths.root={tmp_path}", "setting=fullbb", "setting.k=512",
-         "trainer.accelerator=cpu", *_generator_overrides(user_files)],  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "attack.py"),
+            f"paths.root={tmp_path}",
+            "setting=fullbb",
+            "setting.k=512",
+            "trainer.accelerator=cpu",
+            *_generator_overrides(user_files),
+        ],  # fmt: skip
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -299,3 +314,45 @@ def test_command_line_entry_point(user_files, tmp_path):
     assert "AUC" in result.stdout
     found = list((tmp_path / "attack" / "user").rglob("summary.html"))
     assert len(found) == 1
+
+
+def _readme_example() -> tuple[str, str]:
+    """The command and the Python block of the README's "Audit your own generator or synthetic data"."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Audit your own generator or synthetic data") :]
+    section = section[: section.index("\n## ", 5)]
+    command = re.search(r"```bash\n(python attack\.py [^\n]+)\n```", section).group(1)
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    return command, code
+
+
+def test_readme_worked_example_runs(user_files, tmp_path, monkeypatch):
+    import shlex
+    import shutil
+
+    for name in ("train", "holdout"):
+        shutil.copytree(user_files["members" if name == "train" else "nonmembers"], tmp_path / name)
+    shutil.copytree(user_files["samples_png"], tmp_path / "synthetic")
+    command, code = _readme_example()
+    args = shlex.split(command)[2:]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "attack.py"),
+            *args,
+            f"paths.root={tmp_path / 'outputs'}",
+            "trainer.accelerator=cpu",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "AUC 1.000" in result.stdout  # the sample set holds every member
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # the documented example itself
+    assert namespace["result"].metrics["auc"] >= 0.9
+    assert (tmp_path / "audit" / "summary.html").is_file() and len(namespace["result"].most_exposed) == 20

@@ -122,9 +122,7 @@ def write_scores(path: Path, scores: QueryScores) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def write_exposure(
-    out_dir: Path, scores: QueryScores, queries: Tensor, found: Reconstructions | None, n: int
-) -> None:
+def write_exposure(out_dir: Path, scores: QueryScores, queries: Tensor, found: Reconstructions | None, n: int) -> None:
     """``most_exposed.csv`` (the ``n`` members with the highest score) and, for images, ``most_exposed.png``.
 
     The picture shows each listed member above its reconstruction on the victim, rendered by the
@@ -132,7 +130,9 @@ def write_exposure(
     """
     if n < 1:
         return
-    records = most_exposed(scores.id_names(), scores.labels, scores.score, scores.victim_loss, n)
+    records = most_exposed(
+        scores.id_names(), scores.labels.tolist(), scores.score.tolist(), scores.victim_loss.tolist(), n
+    )
     write_most_exposed_csv(out_dir / EXPOSED_CSV, records)
     if queries.ndim != 4 or not records:
         return
