@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from ganleaks.attacks.run_record import restore_hydra_files
 from ganleaks.cli import check_overrides, user_errors
+from ganleaks.config_resolvers import register_resolvers
 from ganleaks.evaluation.estimates import format_estimate
 from ganleaks.workflows import attack
 
@@ -46,4 +47,5 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     check_overrides(sys.argv[1:])
+    register_resolvers()
     main()

@@ -105,6 +105,7 @@ def check_attack_config(cfg) -> None:
     check_int("attack.batch_size", attack.batch_size, 1)
     check_int("attack.num_queries", attack.get("num_queries"), allow_none=True)  # its range: select_queries
     check_int("attack.save_reconstructions", attack.get("save_reconstructions", 0), 0)
+    check_int("attack.most_exposed", attack.get("most_exposed", 20), 0)
 
 
 def check_train_config(cfg) -> None:

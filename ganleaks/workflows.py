@@ -12,11 +12,13 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganleaks.config_checks import check_attack_config, check_train_config
+from ganleaks.config_resolvers import register_resolvers
 from ganleaks.data import TrainingSet
 from ganleaks.data.loading import load_sample_set, prepare_split, recorded_data_config, write_trained_on
 from ganleaks.third_party_output import silence_third_party_noise
 
 log = logging.getLogger(__name__)
+register_resolvers()  # ${ganleaks_digest:...} of conf/victim/, for configs composed in code (tests, notebooks)
 
 
 PART_SIZE_KEYS = {"members": "train_size", "nonmembers": "nonmember_size", "reference": "reference_size"}
@@ -119,12 +121,13 @@ def with_victim_data(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     return cfg
 
 
-def attack(cfg: DictConfig, out_dir: str | Path, overrides: Sequence[str] | None = None) -> dict:
+def attack(cfg: DictConfig, out_dir: str | Path, overrides: Sequence[str] | None = None, artefacts=None) -> dict:
     """Run the attack ``cfg`` describes against ``cfg.victim.run_dir``; outputs go to ``out_dir``.
 
     ``overrides``: the command line's overrides; when they name ``victim.run_dir``, the victim's own
     data settings are used (see :func:`with_victim_data`). None (a config composed in code): ``cfg``
-    as it is.
+    as it is. ``artefacts``: a user's victim and queries given as Python objects
+    (:class:`~ganleaks.attacks.user_victims.UserArtefacts`, from ``ganleaks.audit``).
     """
     from ganleaks.attacks.audit import run_attack
 
@@ -133,4 +136,4 @@ def attack(cfg: DictConfig, out_dir: str | Path, overrides: Sequence[str] | None
     check_attack_config(cfg)  # numbers and choices by key name, before seeding or reading anything
     silence_third_party_noise()
     pl.seed_everything(cfg.seed, workers=True)
-    return run_attack(cfg, Path(out_dir))
+    return run_attack(cfg, Path(out_dir), artefacts)

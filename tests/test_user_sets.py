@@ -221,13 +221,17 @@ def test_todays_engines_score_a_stored_set_once_given_its_bank():
     generator = StoredSampleGenerator(samples)
     queries = samples[[4, 9]] * 0.9
     ids = torch.tensor([11, 12])
-    fullbb = FullBlackBoxEngine(generator, ReconstructionDistance(), k=30, seed=0)
+    fullbb = FullBlackBoxEngine(
+        generator, ReconstructionDistance(), k=30, seed=0, chunk_size=7, rerank_top=1, bank_cache_mb=0
+    )
     fullbb.bank = make_sample_bank(generator, 30, seed=0, chunk_size=7)
     result = fullbb.losses(queries, ids)
     assert result.z is not None and result.z[:, 0].tolist() == [4, 9]
     expected = (queries - samples[[4, 9]]).pow(2).flatten(1).mean(1)
     assert torch.allclose(result.loss, expected)
-    montecarlo = MonteCarloEngine(generator, k=30, seed=0)
+    montecarlo = MonteCarloEngine(
+        generator, k=30, seed=0, chunk_size=2048, bank_cache_mb=0, epsilon_rule="nearest", quantile=0.5
+    )
     montecarlo.attack.bank = make_sample_bank(generator, 30, seed=0)
     montecarlo.prepare(queries)
     assert torch.equal(montecarlo.losses(queries, ids).loss, -monte_carlo_scores(queries, samples).score.float())

@@ -23,7 +23,7 @@ from ganleaks.attacks.outputs import QueryScores, Reconstructions, write_outputs
 from ganleaks.attacks.preflight import AttackConfigError, AttackPlan, ModelRun, check_inputs, claim_batch_dir
 from ganleaks.attacks.run_record import attack_facts
 from ganleaks.attacks.runner import score_queries
-from ganleaks.data.sample_set import SampleSet
+from ganleaks.attacks.user_victims import UserArtefacts, is_user_victim, plan_user_attack
 from ganleaks.evaluation.estimates import format_estimate
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.models import load_discriminator, load_generator
@@ -33,15 +33,20 @@ log = logging.getLogger(__name__)
 __all__ = ["AttackConfigError", "run_attack"]
 
 
-def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
-    """Attack ``cfg.victim.run_dir`` as ``cfg.setting`` says; write the outputs into ``out_dir``.
+def run_attack(cfg: DictConfig, out_dir: str | Path, artefacts: UserArtefacts | None = None) -> dict:
+    """Attack the victim ``cfg.victim`` names as ``cfg.setting`` says; write the outputs into ``out_dir``.
+
+    ``victim=run`` (the default) attacks ``cfg.victim.run_dir``; ``victim=samples`` /
+    ``victim=generator`` the user's artefacts (:mod:`.user_victims`), which ``artefacts`` may give
+    as Python objects instead of files (``ganleaks.audit``).
 
     Returns:
         The metrics (``{}`` in a DDP process other than rank 0, which writes nothing).
     """
     started = time.time()
     out_dir = Path(out_dir)
-    plan = check_inputs(cfg, out_dir)  # nothing is loaded, scored or written before every check passed
+    # Nothing is loaded, scored or written before every check passed.
+    plan = plan_user_attack(cfg, out_dir, artefacts) if is_user_victim(cfg) else check_inputs(cfg, out_dir)
     engines = _load_engines(cfg, plan)  # every model before any scoring: a bad reference fails early
     rows, rank = _score(cfg, plan, engines)
     if rank != 0:
@@ -49,7 +54,7 @@ def run_attack(cfg: DictConfig, out_dir: str | Path) -> dict:
     scores = _query_scores(plan, rows)
     metrics = _metrics(cfg, plan, scores, out_dir, time.time() - started)
     found = {role: Reconstructions(row["ids"], row["z"], engines[role]) for role, row in rows.items() if "z" in row}
-    write_outputs(cfg, out_dir, scores, metrics, plan.sample_set, found)
+    write_outputs(cfg, out_dir, scores, metrics, plan.queries, found)
     log.info(
         "%s on %s: AUC %s, TPR@1%%FPR %s (%d members, %d non-members, %d failed) -> %s",
         cfg.setting.name,
@@ -68,12 +73,16 @@ def _load_engines(cfg: DictConfig, plan: AttackPlan) -> dict[str, AttackEngine]:
     """One engine per model of the plan, sharing one distance (one LPIPS network)."""
     reconstructs = any(run.engine_class.reconstructs for run in plan.runs.values())
     distance = hydra.utils.instantiate(cfg.distance) if reconstructs else None
-    return {role: _load_engine(cfg, run, plan.sample_set, distance) for role, run in plan.runs.items()}
+    return {role: _load_engine(cfg, run, plan, distance) for role, run in plan.runs.items()}
 
 
-def _load_engine(cfg: DictConfig, run: ModelRun, sample_set: SampleSet, distance) -> AttackEngine:
+def _load_engine(cfg: DictConfig, run: ModelRun, plan: AttackPlan, distance) -> AttackEngine:
     """The engine of ``run`` over the networks it needs, refused if they give non-finite outputs."""
+    sample_set = plan.sample_set
     generator = discriminator = None
+    if run.user is not None:  # the user's networks or sample set: checked as they load (models/external.py)
+        generator, discriminator = run.user.networks(run.engine_class, plan.queries)
+        return build_engine(run.setting, generator, discriminator, distance, cfg.seed)
     try:
         if run.engine_class.needs_generator:
             generator = load_generator(run.run_dir)
@@ -112,7 +121,7 @@ def _query_scores(plan: AttackPlan, rows: dict[str, dict]) -> QueryScores:
         reference_loss = align_by_id(plan.ids, rows["reference"]["ids"], rows["reference"]["loss"])
         status = torch.maximum(status, align_by_id(plan.ids, rows["reference"]["ids"], rows["reference"]["status"]))
         loss = calibrated_loss(victim_loss, reference_loss)
-    return QueryScores(plan.ids, plan.labels, victim_loss, reference_loss, -loss, status)
+    return QueryScores(plan.ids, plan.labels, victim_loss, reference_loss, -loss, status, plan.query_names)
 
 
 def _metrics(cfg: DictConfig, plan: AttackPlan, scores: QueryScores, out_dir: Path, seconds: float) -> dict:
@@ -121,6 +130,8 @@ def _metrics(cfg: DictConfig, plan: AttackPlan, scores: QueryScores, out_dir: Pa
     reference = plan.runs.get("reference")
     reference_dir = None if reference is None else reference.run_dir
     metrics.update(_run_facts(cfg, plan.runs["victim"].run_dir, reference_dir, scores.status, seconds))
+    if plan.facts:  # a user's victim: its queries and model, not the config's data / model defaults
+        metrics.update(plan.facts)
     if reference is not None:
         metrics.update(
             reference_attack=plan.reference_attack,

@@ -14,6 +14,7 @@ file; nothing dispatches on a setting's name.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,10 +28,11 @@ from torch import Tensor, nn
 from ganleaks.attacks.discriminator_score import discriminator_scores
 from ganleaks.attacks.distances import ReconstructionDistance
 from ganleaks.attacks.montecarlo import MonteCarloAttack
-from ganleaks.attacks.nearest_neighbor import SampleBank, nearest_neighbors
+from ganleaks.attacks.nearest_neighbor import nearest_neighbors
 from ganleaks.attacks.optimizers import OptimResult
 from ganleaks.attacks.reconstruction import LatentReconstructor
 from ganleaks.attacks.status import status_from
+from ganleaks.attacks.stored_samples import make_sample_bank
 
 #: Keys of a setting node that describe the run, not the engine: ``name`` (folder names, reports)
 #: and ``reference_model`` (the architecture of the calibration reference, which names its folder).
@@ -87,6 +89,10 @@ class AttackEngine(nn.Module):
     #: The loss is a reconstruction error L(x, R(x|G)): the attack passes ``distance=`` (one built for
     #: all engines), and calibration reconstructs on the reference model with the white-box optimiser.
     reconstructs: ClassVar[bool] = False
+    #: The engine searches (or draws from) the generator's latent space: a generated sample set
+    #: (``victim=samples``, ``StoredSampleGenerator``) cannot serve it. Only engines that see nothing
+    #: but generated samples (full black-box, Monte-Carlo) set it False.
+    needs_latent_space: ClassVar[bool] = True
 
     def prepare(self, queries: Tensor) -> None:
         """Called once with every query before scoring (only the Monte-Carlo baseline needs it)."""
@@ -99,8 +105,10 @@ class AttackEngine(nn.Module):
     def reconstructions(self, z: Tensor) -> Tensor:
         """``G(z)`` (float32, CPU) for latents ``z (B, d)`` this engine returned: the queries' R(x)."""
         generator = cast(nn.Module, self.generator)  # an engine that returns latents holds its generator
-        parameter = next(generator.parameters())
-        return generator(z.to(device=parameter.device, dtype=parameter.dtype)).float().cpu()
+        # A stored sample set holds a buffer and no parameters; its latents are indices (float32).
+        tensor = next(itertools.chain(generator.parameters(), generator.buffers()))
+        dtype = tensor.dtype if tensor.is_floating_point() else z.dtype
+        return generator(z.to(device=tensor.device, dtype=dtype)).float().cpu()
 
 
 class FullBlackBoxEngine(AttackEngine):
@@ -111,6 +119,7 @@ class FullBlackBoxEngine(AttackEngine):
     """
 
     reconstructs = True
+    needs_latent_space = False
 
     def __init__(
         self,
@@ -126,7 +135,7 @@ class FullBlackBoxEngine(AttackEngine):
         super().__init__()
         self.generator = generator
         self.distance = distance
-        self.bank = SampleBank(
+        self.bank = make_sample_bank(
             generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(bank_cache_mb) * 2**20
         )
         self.rerank_top = int(rerank_top)
@@ -183,7 +192,7 @@ class ReconstructionEngine(AttackEngine):
             generator, distance, optimizer=optimizer, init=init, restarts=int(restarts), max_iter=int(max_iter)
         )
         self.bank = (
-            SampleBank(
+            make_sample_bank(
                 generator, int(nn_k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(bank_cache_mb) * 2**20
             )
             if init == "nn"
@@ -224,6 +233,8 @@ class DiscriminatorEngine(AttackEngine):
 class MonteCarloEngine(AttackEngine):
     """Hilprecht et al.'s baseline: loss = -(fraction of k samples within epsilon of x)."""
 
+    needs_latent_space = False
+
     def __init__(
         self,
         generator: nn.Module,
@@ -237,7 +248,7 @@ class MonteCarloEngine(AttackEngine):
     ) -> None:
         super().__init__()
         self.generator = generator
-        bank = SampleBank(
+        bank = make_sample_bank(
             generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(bank_cache_mb) * 2**20
         )
         self.attack = MonteCarloAttack(bank, epsilon_rule=epsilon_rule, quantile=float(quantile))

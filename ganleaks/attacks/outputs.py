@@ -1,9 +1,12 @@
 """What an attack writes into its run folder: ``scores.csv``, ``run.json``, ``metrics.json``,
-``roc.png``, ``reconstructions.png``, and the same results to the configured Lightning loggers."""
+``roc.png``, ``reconstructions.png``, ``most_exposed.csv`` / ``.png`` (the members the attack exposes
+most, beside the engine's reconstructions of them), ``summary.html`` (one page over all of these), and
+the same results to the configured Lightning loggers."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -19,8 +22,15 @@ from ganleaks.attacks.calibration import align_by_id
 from ganleaks.attacks.engines import AttackEngine
 from ganleaks.attacks.run_record import write_run_record
 from ganleaks.attacks.status import STATUS_NAMES
-from ganleaks.data.sample_set import SampleSet
+from ganleaks.evaluation.exposure import (
+    EXPOSED_CSV,
+    EXPOSED_PNG,
+    most_exposed,
+    save_most_exposed_figure,
+    write_most_exposed_csv,
+)
 from ganleaks.evaluation.plots import plot_roc, save_reconstruction_grid
+from ganleaks.evaluation.summary import write_summary
 from ganleaks.io import atomic_write_text
 from ganleaks.loggers import build_loggers
 
@@ -37,6 +47,8 @@ class QueryScores:
         reference_loss: the same on the reference model, or None without calibration.
         score: the membership score, -(victim_loss - reference_loss): higher = member.
         status: int8 (:mod:`ganleaks.attacks.status`), the worse of the victim's and the reference's.
+        names: the user's string id of each query (written to ``scores.csv`` and ``most_exposed.csv``
+            instead of the integer ``ids``), or None.
     """
 
     ids: Tensor
@@ -45,6 +57,11 @@ class QueryScores:
     reference_loss: Tensor | None
     score: Tensor
     status: Tensor
+    names: list[str] | None = None
+
+    def id_names(self) -> list[str]:
+        """Each query's id as written to the outputs."""
+        return list(self.names) if self.names is not None else [str(int(i)) for i in self.ids]
 
 
 @dataclass
@@ -61,15 +78,22 @@ def write_outputs(
     out_dir: Path,
     scores: QueryScores,
     metrics: dict,
-    sample_set: SampleSet,
+    queries: Tensor,
     reconstructions: dict[str, Reconstructions],
 ) -> None:
-    """Write every output of a finished attack (``reconstructions``: ``victim`` and ``reference``, where made)."""
+    """Write every output of a finished attack.
+
+    Args:
+        queries: ``(N, *shape)`` the queried records, in the order of ``scores.ids``.
+        reconstructions: ``victim`` and ``reference``, where the engines made some.
+    """
     write_scores(out_dir / "scores.csv", scores)
     write_run_record(out_dir, cfg, metrics)  # what these results were computed with, written with them
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
     plot_roc(scores.score, scores.labels, out_dir / "roc.png")
-    save_grid(out_dir / "reconstructions.png", cfg.attack.save_reconstructions, sample_set, scores, reconstructions)
+    save_grid(out_dir / "reconstructions.png", cfg.attack.save_reconstructions, queries, scores, reconstructions)
+    write_exposure(out_dir, scores, queries, reconstructions.get("victim"), int(cfg.attack.get("most_exposed", 20)))
+    write_summary(out_dir)  # last: it reads the files above
     log_to_loggers(cfg, out_dir, metrics)
 
 
@@ -87,7 +111,7 @@ def write_scores(path: Path, scores: QueryScores) -> None:
     for i in range(len(scores.ids)):
         writer.writerow(
             [
-                int(scores.ids[i]),
+                int(scores.ids[i]) if scores.names is None else scores.names[i],
                 int(scores.labels[i]),
                 _fmt(scores.victim_loss[i]),
                 "" if scores.reference_loss is None else _fmt(scores.reference_loss[i]),
@@ -98,11 +122,33 @@ def write_scores(path: Path, scores: QueryScores) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def write_exposure(out_dir: Path, scores: QueryScores, queries: Tensor, found: Reconstructions | None, n: int) -> None:
+    """``most_exposed.csv`` (the ``n`` members with the highest score) and, for images, ``most_exposed.png``.
+
+    The picture shows each listed member above its reconstruction on the victim, rendered by the
+    engine from the latent it returned (only for the listed members), where the setting made one.
+    """
+    if n < 1:
+        return
+    records = most_exposed(
+        scores.id_names(), scores.labels.tolist(), scores.score.tolist(), scores.victim_loss.tolist(), n
+    )
+    write_most_exposed_csv(out_dir / EXPOSED_CSV, records)
+    if queries.ndim != 4 or not records:
+        return
+    positions = torch.tensor([record.position for record in records], dtype=torch.int64)
+    rows = None
+    if found is not None:
+        rows = found.engine.reconstructions(align_by_id(scores.ids[positions], found.ids, found.z))
+    listed = [dataclasses.replace(record, position=i) for i, record in enumerate(records)]
+    save_most_exposed_figure(out_dir / EXPOSED_PNG, listed, queries[positions], rows)
+
+
 def save_grid(
-    path: Path, n: int, sample_set: SampleSet, scores: QueryScores, reconstructions: dict[str, Reconstructions]
+    path: Path, n: int, queries: Tensor, scores: QueryScores, reconstructions: dict[str, Reconstructions]
 ) -> None:
     """Up to ``n`` members and ``n`` non-members beside their reconstructions on the victim (and reference)."""
-    if n <= 0 or sample_set.kind != "image" or "victim" not in reconstructions:
+    if n <= 0 or queries.ndim != 4 or "victim" not in reconstructions:
         return
 
     def spread(positions: Tensor) -> Tensor:  # evenly over the ids: sources are often sorted by class
@@ -116,7 +162,7 @@ def save_grid(
         for role, found in reconstructions.items()
     }
     save_reconstruction_grid(
-        sample_set.data[sample_set.positions(ids)],
+        queries[pick],
         rows["victim"],
         labels[pick],
         path,

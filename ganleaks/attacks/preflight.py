@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -53,6 +54,9 @@ class ModelRun:
         engine_class: the class that node names.
         batch_dir: where its finished batches live (resumable).
         resume_key: what those batches depend on (:func:`resume_key`).
+        user: for a victim the user brought (:mod:`.user_victims`), how its networks are built
+            (a ``UserModel``); ``run_dir`` then names its sample set or weights file. None: a
+            training run of ours, loaded from ``run_dir``.
     """
 
     role: str
@@ -61,6 +65,7 @@ class ModelRun:
     engine_class: type[AttackEngine]
     batch_dir: Path
     resume_key: dict
+    user: Any = None
 
 
 @dataclass
@@ -72,6 +77,9 @@ class AttackPlan:
         ids: ``(2n,)`` sorted query ids; labels ``(2n,)`` (1 = member); queries ``(2n, *shape)``.
         runs: ``"victim"``, and ``"reference"`` when calibrating (in scoring order).
         reference_attack: ``"whitebox"`` or ``"setting"`` (calibration only).
+        query_names: the user's string id of each query (in the order of ``ids``), written to
+            ``scores.csv``; None: the integer ids are the names (a training run's split).
+        facts: what the run's facts say instead of the config's data / model (a user's victim).
     """
 
     sample_set: SampleSet
@@ -80,6 +88,8 @@ class AttackPlan:
     queries: Tensor
     runs: dict[str, ModelRun]
     reference_attack: str | None = None
+    query_names: list[str] | None = None
+    facts: dict | None = None
 
 
 def check_inputs(cfg: DictConfig, out_dir: Path) -> AttackPlan:
@@ -89,6 +99,7 @@ def check_inputs(cfg: DictConfig, out_dir: Path) -> AttackPlan:
     reference or exported network), ``SplitError`` (the data changed since the split),
     ``ReferenceOverlapError``, ``LPIPSWeightsMissingError``.
     """
+    check_no_user_queries(cfg)
     victim_dir = Path(cfg.victim.run_dir)
     victim_class = engine_class(cfg.setting)
     check_setting_keys(cfg.setting, victim_class, "setting")
@@ -118,6 +129,17 @@ def check_inputs(cfg: DictConfig, out_dir: Path) -> AttackPlan:
     return AttackPlan(sample_set, ids, labels, queries, runs, reference_attack)
 
 
+def check_no_user_queries(cfg: DictConfig) -> None:
+    """A training run's victim is queried from its own split: refuse ``queries.members`` given beside it."""
+    given = [f"queries.{k}" for k in ("members", "nonmembers") if OmegaConf.select(cfg, f"queries.{k}") is not None]
+    if given:
+        raise AttackConfigError(
+            f"{' and '.join(given)} given, but victim=run (the default) queries the training run's own split: "
+            "to attack your own artefacts choose victim=samples (a generated sample set, victim.path=...) or "
+            "victim=generator (your generator, victim.generator._target_=... victim.weights=...)"
+        )
+
+
 def select_queries(manifest: MembershipSplit, num_queries: int | None, seed: int) -> tuple[Tensor, Tensor]:
     """Members and non-members to query, ``num_queries`` of each (default: every non-member).
 
@@ -127,17 +149,37 @@ def select_queries(manifest: MembershipSplit, num_queries: int | None, seed: int
     members, nonmembers = manifest.ids("members"), manifest.ids("nonmembers")
     if len(nonmembers) == 0:
         raise AttackConfigError("the victim's split has no non-members to query; train with data.nonmember_size > 0")
-    n = min(len(members), len(nonmembers)) if num_queries is None else int(num_queries)
-    if n < 1 or n > min(len(members), len(nonmembers)):
-        raise AttackConfigError(
-            f"attack.num_queries={num_queries} but the victim's split has {len(members)} members and "
-            f"{len(nonmembers)} non-members; choose 1..{min(len(members), len(nonmembers))} (or null for all)"
-        )
+    return choose_queries(members, nonmembers, num_queries, seed)
+
+
+def choose_queries(
+    members: Tensor, nonmembers: Tensor, num_queries: int | None, seed: int, balanced: bool = True, where: str = ""
+) -> tuple[Tensor, Tensor]:
+    """``num_queries`` seeded members and non-members (``None``: as many of each as ``balanced`` allows).
+
+    ``balanced``: ``None`` takes every non-member and as many members (a split's parts); otherwise
+    every member and every non-member (a user's query sets, which may differ in size).
+
+    Returns:
+        ``ids (m,)`` sorted, and ``labels (m,)`` (1 = member).
+    """
+    where = where or "the victim's split"
+    most = min(len(members), len(nonmembers))
+    if num_queries is None and not balanced:
+        n_members, n_nonmembers = len(members), len(nonmembers)
+    else:
+        n = most if num_queries is None else int(num_queries)
+        if n < 1 or n > most:
+            raise AttackConfigError(
+                f"attack.num_queries={num_queries} but {where} has {len(members)} members and "
+                f"{len(nonmembers)} non-members; choose 1..{most} (or null for all)"
+            )
+        n_members = n_nonmembers = n
     rng = torch.Generator().manual_seed(int(seed))
-    chosen_members = members[torch.randperm(len(members), generator=rng)[:n]]
-    chosen_nonmembers = nonmembers[torch.randperm(len(nonmembers), generator=rng)[:n]]
+    chosen_members = members[torch.randperm(len(members), generator=rng)[:n_members]]
+    chosen_nonmembers = nonmembers[torch.randperm(len(nonmembers), generator=rng)[:n_nonmembers]]
     ids = torch.cat([chosen_members, chosen_nonmembers])
-    labels = torch.cat([torch.ones(n, dtype=torch.int64), torch.zeros(n, dtype=torch.int64)])
+    labels = torch.cat([torch.ones(n_members, dtype=torch.int64), torch.zeros(n_nonmembers, dtype=torch.int64)])
     order = torch.argsort(ids)
     return ids[order], labels[order]
 
@@ -318,13 +360,20 @@ def _model_run(
 
 
 def resume_key(
-    cfg: DictConfig, setting: DictConfig, reconstructs: bool, run_dir: Path, fingerprint: str, per_query: bool = False
+    cfg: DictConfig,
+    setting: DictConfig,
+    reconstructs: bool,
+    run_dir: Path,
+    fingerprint: str,
+    per_query: bool = False,
+    model_sha256: dict | None = None,
 ) -> dict:
     """What the finished batches of one model depend on: a batch folder with another key is not reused.
 
     ``per_query``: the key of a shared reference cache, whose rows are keyed by query id and so do not
     depend on how many queries an attack asks (nor on the folder name of the reference model, which
-    its weights' hashes identify).
+    its weights' hashes identify). ``model_sha256``: the model's hashes when it is not a run folder
+    of ours (a user's weights file or sample set: :mod:`.user_victims`); else its ``*.safetensors``.
     """
     container = OmegaConf.to_container(setting, resolve=True)
     assert isinstance(container, dict)  # a setting is a mapping
@@ -335,7 +384,9 @@ def resume_key(
         "num_queries": cfg.attack.num_queries,
         "distance": OmegaConf.to_container(cfg.distance, resolve=True) if reconstructs else None,
         "dataset_fingerprint": fingerprint,
-        "model_sha256": {
+        "model_sha256": model_sha256
+        if model_sha256 is not None
+        else {
             path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(run_dir.glob("*.safetensors"))
         },
     }

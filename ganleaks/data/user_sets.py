@@ -134,6 +134,29 @@ def load_records(
     )
 
 
+def records_from_array(
+    array,
+    *,
+    name: str = "array",
+    value_range: Sequence[float] | None = None,
+    what: str = "records",
+    options: str = "queries",
+) -> Records:
+    """Records from an in-memory array or tensor (``ganleaks.audit``), with :func:`load_records`'s checks.
+
+    ``array``: ``(N, D)`` rows or ``(N, C, H, W)`` / ``(N, H, W, C)`` / ``(N, H, W)`` images; ids are row numbers.
+    """
+    if isinstance(array, Tensor):
+        array = array.detach().cpu().numpy()
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{what} holds {array.dtype} values; pass a numeric array or tensor")
+    source = Path(name)
+    shaped, kind = _array_layout(array, source, what, None, None, options)
+    data = _scale(shaped, value_range, source, what, options)
+    return Records(data, [str(i) for i in range(len(data))], kind, source, what=what)
+
+
 # --------------------------------------------------------------------------- images
 
 

@@ -313,6 +313,32 @@ def load_external_generator(
         raise ExternalModelError(f"victim.latent_dim must be >= 1, got {latent_dim}")
     network = build_network(generator, "victim.generator")
     _load_state(network, read_weights(weights, "victim.weights", weights_key), "victim.weights", weights)
+    return wrap_external_generator(
+        network,
+        int(latent_dim),
+        latent_distribution=latent_distribution,
+        latent_range=latent_range,
+        output_range=output_range,
+        data_shape=data_shape,
+    ).to(map_location)
+
+
+def wrap_external_generator(
+    network: nn.Module,
+    latent_dim: int,
+    *,
+    latent_distribution: str = "normal",
+    latent_range: Sequence[float] = (-1.0, 1.0),
+    output_range: Sequence[float] = (-1.0, 1.0),
+    data_shape: Sequence[int] | None = None,
+) -> ExternalGenerator:
+    """Check a loaded generator (latent size and layout, output shape and range) and wrap it.
+
+    What :func:`load_external_generator` does after loading the weights; ``ganleaks.audit`` calls
+    it for a generator given as an ``nn.Module``. Raises :class:`ExternalModelError` as that function.
+    """
+    if int(latent_dim) < 1:
+        raise ExternalModelError(f"victim.latent_dim must be >= 1, got {latent_dim}")
     network.eval().requires_grad_(False)
     spatial, out = _find_latent_layout(network, int(latent_dim), "victim.generator")
     made = tuple(out.shape[1:])
@@ -329,7 +355,7 @@ def load_external_generator(
         network, int(latent_dim), made, latent_distribution, latent_range, output_range, spatial
     )
     _check_output_range(wrapped)
-    return wrapped.to(map_location)
+    return wrapped
 
 
 @torch.no_grad()

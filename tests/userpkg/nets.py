@@ -53,3 +53,21 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+class LookupGenerator(nn.Module):
+    """A generator that memorised a table of records: ``G(z) = softmax(sharpness * z) @ table``.
+
+    For a latent whose largest coordinate stands out, the output is (almost exactly) one row of the
+    table, so a generator whose table holds its members reproduces them: a certain memoriser.
+    ``z (B, rows)`` -> ``(B, *shape)`` in [-1, 1] (the table's own range).
+    """
+
+    def __init__(self, rows: int = 32, channels: int = 1, size: int = 16, sharpness: float = 50.0):
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(rows, channels, size, size))
+        self.sharpness = sharpness
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.sharpness * z.flatten(1), dim=1)
+        return torch.einsum("br,r...->b...", weights, self.table)
