@@ -16,7 +16,7 @@ Checked claims (paper sections 5-6):
 
 * **C1** leakage falls as the training set grows: AUC at the smallest minus at the largest
   training-set size, per victim, setting and calibration (different members, same non-members:
-  *unpaired*, each size resampled on its own);
+  *unpaired*, each size resampled on its own); only where the runs span at least three sizes;
 * **C2** white-box >= partial black-box >= full black-box, per victim, size and calibration;
 * **C3** calibration raises the AUC: calibrated minus uncalibrated, per victim, size and setting;
 * **C5** full black-box >= Monte-Carlo, and the discriminator attack strongest where D is
@@ -129,6 +129,7 @@ def _fmt(value: float) -> str:
 
 
 K_SETTINGS = ("fullbb", "montecarlo")
+MIN_SIZES_FOR_TREND = 3  # C1 is a trend: a study with two sizes (the k study's victims) does not test it
 
 
 def _k_label(a: dict, b: dict) -> str:
@@ -211,7 +212,7 @@ def check_claims(rows: list[dict]) -> list[list[str]]:
     # C1: smallest against largest training-set size.
     for (victim, setting, calibrated, _k, _eps), group in sorted(groups.items(), key=lambda kv: str(kv[0])):
         sizes = sorted({row["train_size"] for row in group if row.get("train_size") is not None})
-        if len(sizes) < 2:
+        if len(sizes) < MIN_SIZES_FOR_TREND:
             continue
         small = next(row for row in group if row["train_size"] == sizes[0])
         large = next(row for row in group if row["train_size"] == sizes[-1])

@@ -71,7 +71,7 @@ def test_claims_on_a_small_study(tmp_path):
     rng = np.random.default_rng(2)
     rows = []
     strength = {"whitebox": 2.0, "partialbb": 1.0, "fullbb": 0.5}
-    for size, scale in ((64, 1.0), (1024, 0.1)):
+    for size, scale in ((64, 1.0), (256, 0.5), (1024, 0.1)):
         n = 100
         ids = list(range(size, size + 2 * n))  # different members per size
         labels = np.repeat([1, 0], n)
@@ -88,12 +88,14 @@ def test_claims_on_a_small_study(tmp_path):
     assert len(read_scores(rows[0]["run_dir"])) == 200  # the failed query is not read
     lines = check_claims(rows)
     by_claim = {claim: [line for line in lines if line[0] == claim] for claim in ("C1", "C2", "C3")}
-    assert len(by_claim["C1"]) == 6 and len(by_claim["C2"]) == 2 * 2 * 2 and len(by_claim["C3"]) == 2 * 3
+    assert len(by_claim["C1"]) == 6 and len(by_claim["C2"]) == 3 * 2 * 2 and len(by_claim["C3"]) == 3 * 3
     c1 = [line for line in by_claim["C1"] if "whitebox calibrated" in line[1]]
     assert c1[0][-1] == "holds" and c1[0][1] == "toy whitebox calibrated: n=64 vs n=1024"
     strong = [line for line in by_claim["C2"] if line[1].startswith("toy n=64") and "whitebox vs partialbb" in line[1]]
     assert {line[-1] for line in strong} == {"holds"}
     assert all(line[-1] == "holds" for line in by_claim["C3"] if "n=64" in line[1])
+    two_sizes = [row for row in rows if row["train_size"] != 256]
+    assert not [line for line in check_claims(two_sizes) if line[0] == "C1"]  # a trend needs three sizes
     text = claims_markdown(rows)
     assert text.splitlines()[0].startswith("| claim | what is compared | holds |")
     assert sum(line.startswith("| C") for line in text.splitlines()) == 3 + len(lines)
