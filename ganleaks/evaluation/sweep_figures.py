@@ -53,7 +53,7 @@ def _log_x(ax, values: Iterable[float], label: str) -> None:
     """A log x axis ticked and labelled at the values the runs took (no crowded minor labels)."""
     ticks = sorted({float(v) for v in values})
     ax.set_xscale("log")
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xticks(ticks, [f"{t:,.0f}" if t >= 100 and t == int(t) else f"{t:.3g}" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel(label)
 
@@ -197,10 +197,16 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
     baseline_quality = curve_points(baseline_rows, "train_size", "fid_classifier", panel, lambda row: "quality")
     settings = _ordered_settings(dp_rows)
     epsilons = [float(row["epsilon"]) for row in dp_rows]
-    plt, fig, axes = _figure(len(panels), len(settings) + 1)
+    n_cols = min(3, len(settings) + 1)  # the settings and the quality panel, wrapped three to a row
+    rows_per_panel = math.ceil((len(settings) + 1) / n_cols)
+    plt, fig, axes = _figure(len(panels) * rows_per_panel, n_cols)
+
+    def cell_axes(r: int, index: int):
+        return axes[r * rows_per_panel + index // n_cols][index % n_cols]
+
     for r, name in enumerate(panels):
         for col, setting in enumerate(settings):
-            ax = axes[r][col]
+            ax = cell_axes(r, col)
             for (_, calibration), points in sorted(auc.get((name, setting), {}).items(), key=line_order):
                 calibrated = line_style(calibration) == "-"
                 _plot_line(
@@ -226,7 +232,7 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
             _auc_axes(ax, f"{name}\n{setting}")
             ax.set_ylim(0.3, 1.02)
             _log_x(ax, epsilons, "epsilon (DP budget)")
-        ax = axes[r][len(settings)]
+        ax = cell_axes(r, len(settings))
         points = quality.get(name, {}).get("quality")
         if points:
             xs, ys = zip(*points, strict=False)
