@@ -85,6 +85,15 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, (str, os.PathLike))
 
 
+def _sample_set_argument(value: Any, name: str, options: str, value_range) -> tuple[str, Any]:
+    """``(config value, records)`` for a sample set given as a path (read by the attack) or an array."""
+    if _is_path(value):
+        return str(value), None
+    from ganleaks.data.user_sets import records_from_array
+
+    return "<array>", records_from_array(value, name=name, value_range=value_range, what=name, options=options)
+
+
 def _override(key: str, value: Any) -> str:
     """A Hydra override for a plain value (lists and None included)."""
     return f"{key}={json.dumps(value) if not isinstance(value, str) else value}"
@@ -160,13 +169,7 @@ def audit(
             records_from_array(nonmembers, name="nonmembers", value_range=value_range, what="nonmembers"),
         )
     if kind == "samples":
-        if _is_path(samples):
-            values["victim.path"] = str(samples)
-        else:
-            artefacts.samples = records_from_array(
-                samples, name="samples", value_range=value_range, what="samples", options="victim"
-            )
-            values["victim.path"] = "<array>"
+        values["victim.path"], artefacts.samples = _sample_set_argument(samples, "samples", "victim", value_range)
     else:
         values.update(
             {
@@ -180,13 +183,9 @@ def audit(
                         latent_distribution)  # fmt: skip
     if calibration is not None:
         group_overrides.append("calibration=samples")
-        if _is_path(calibration):
-            values["calibration.path"] = str(calibration)
-        else:
-            artefacts.reference_samples = records_from_array(
-                calibration, name="calibration", value_range=value_range, what="calibration", options="calibration"
-            )
-            values["calibration.path"] = "<array>"
+        values["calibration.path"], artefacts.reference_samples = _sample_set_argument(
+            calibration, "calibration", "calibration", value_range
+        )
     for key, value in overrides.items():
         if key in GROUPS or key in ("victim", "calibration"):
             group_overrides.append(f"{key}={value}")

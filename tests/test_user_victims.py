@@ -356,3 +356,22 @@ def test_readme_worked_example_runs(user_files, tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)  # the documented example itself
     assert namespace["result"].metrics["auc"] >= 0.9
     assert (tmp_path / "audit" / "summary.html").is_file() and len(namespace["result"].most_exposed) == 20
+
+
+def test_python_api_with_sample_sets_as_arrays(user_files):
+    """A generated sample set and a calibration sample set given as arrays (not folders)."""
+    import ganleaks
+
+    def stack(folder):
+        return np.stack([np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))])
+
+    members, nonmembers = stack(user_files["members"]), stack(user_files["nonmembers"])
+    result = ganleaks.audit(
+        "fullbb",
+        samples=np.concatenate([members, members]),  # a "generator" that reproduces its members
+        calibration=nonmembers[::-1].copy(),
+        members=user_files["members"],
+        nonmembers=user_files["nonmembers"],
+    )
+    assert result.metrics["auc"] >= 0.9 and result.metrics["calibration"] == "samples"
+    assert len(result.scores) == 2 * N

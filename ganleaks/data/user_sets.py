@@ -33,7 +33,7 @@ from torch import Tensor
 
 from ganleaks.data.bit_depth import to_8_bit
 from ganleaks.data.sample_set import SampleSet
-from ganleaks.data.sources import IMAGE_SUFFIXES, _load_npz, _to_array, _uint8_to_unit
+from ganleaks.data.sources import IMAGE_SUFFIXES, _is_number, _load_npz, _to_array, _uint8_to_unit
 
 log = logging.getLogger(__name__)
 
@@ -297,14 +297,6 @@ def _read_csv(file: Path, id_column: str | None, what: str, options: str) -> tup
         if repeated:
             raise ValueError(f"{what}={file}: ids {repeated[:5]} appear in more than one row; ids must be unique")
     return values, ids, id_index is not None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _scale(array: np.ndarray, value_range: Sequence[float] | None, file: Path, what: str, options: str) -> Tensor:
