@@ -99,3 +99,24 @@ def test_claims_on_a_small_study(tmp_path):
     text = claims_markdown(rows)
     assert text.splitlines()[0].startswith("| claim | what is compared | holds |")
     assert sum(line.startswith("| C") for line in text.splitlines()) == 3 + len(lines)
+
+
+def test_c4_compares_each_dp_victim_with_the_no_dp_baseline_on_the_same_queries(tmp_path):
+    rng = np.random.default_rng(3)
+    labels = np.repeat([1, 0], 150)
+    ids = list(range(300))
+    rows = []
+    for epsilon, signal in ((None, 1.5), (100.0, 0.8), (1.0, 0.0)):
+        scores = rng.normal(size=300) + signal * labels
+        run = write_scores(tmp_path / f"eps{epsilon}", ids, labels, scores)
+        rows.append(
+            {"model": "dpgan", "train_size": 256, "setting": "whitebox", "calibration": "none", "k": None}
+            | {"epsilon": epsilon, "auc": float(_auc(scores[labels == 1], scores[labels == 0])), "run_dir": str(run)}
+        )
+    c4 = [line for line in check_claims(rows) if line[0] == "C4"]
+    assert [line[1] for line in c4] == [
+        "whitebox uncalibrated: no DP vs epsilon=100",
+        "whitebox uncalibrated: no DP vs epsilon=1",
+    ]
+    assert [line[-1] for line in c4] == ["holds", "holds"]
+    assert float(c4[1][4].split()[0]) > float(c4[0][4].split()[0])  # the tighter budget loses more
