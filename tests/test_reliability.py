@@ -77,6 +77,18 @@ def subprocess_env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONPATH": str(REPO)}
 
 
+def run_attack_py(*args: str) -> subprocess.CompletedProcess:
+    """``python attack.py ARGS`` from the repository, in the test's environment (output captured)."""
+    return subprocess.run(
+        [sys.executable, "attack.py", *args],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 # A real entry point, slowed down so that a kill lands mid-run: it sleeps before each unit of work.
 SLOWED = """
 import runpy, sys, time
@@ -220,14 +232,7 @@ def test_killed_attack_resumes_without_redoing_batches_and_matches_an_uninterrup
     assert 1 <= len(finished) < 12
     assert not (out / "scores.csv").exists() and not (out / "metrics.json").exists()
 
-    resumed = subprocess.run(
-        [sys.executable, "attack.py", *args],
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = run_attack_py(*args)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"scoring {48 - 4 * len(finished)} queries ({4 * len(finished)} already done)" in resumed.stdout
     for path, (content, mtime) in finished.items():
@@ -598,24 +603,10 @@ def test_a_refused_run_leaves_the_record_of_a_finished_run_unchanged(trained_roo
 
     out = tmp_path / "out"
     args = [*TINY, f"paths.root={trained_root}", *attack_overrides("fullbb"), f"hydra.run.dir={out}"]
-    first = subprocess.run(
-        [sys.executable, "attack.py", *args],
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    first = run_attack_py(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     record = {path.name: path.read_bytes() for path in (out / ".hydra").iterdir()}
-    refused = subprocess.run(
-        [sys.executable, "attack.py", *args, "setting.k=128"],
-        cwd=REPO,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    refused = run_attack_py(*args, "setting.k=128")
     assert refused.returncode != 0
     assert "setting.k" in refused.stderr and "Traceback" not in refused.stderr  # one message, no traceback
     assert {path.name: path.read_bytes() for path in (out / ".hydra").iterdir()} == record
