@@ -14,10 +14,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ganleaks.attacks.run_record import restore_hydra_files
 from ganleaks.cli import check_overrides, user_errors
 from ganleaks.config_resolvers import register_resolvers
 from ganleaks.evaluation.estimates import format_estimate
+from ganleaks.orchestration.run_record import restore_hydra_files
 from ganleaks.workflows import attack
 
 

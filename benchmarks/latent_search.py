@@ -23,9 +23,9 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.common import format_table, load_queries, quantiles, setup, sync, victim_generator, write_report
-from ganleaks.attacks.distances import ReconstructionDistance
-from ganleaks.attacks.lbfgs import value_and_grad
 from ganleaks.attacks.reconstruction import LatentReconstructor
+from ganleaks.distances.distance import ReconstructionDistance
+from ganleaks.optimizers.lbfgs import value_and_grad
 
 #: An "equal" median: ours may exceed scipy's median by at most this relative amount (float32 noise).
 EQUAL_RELATIVE = 1e-3

@@ -1,9 +1,9 @@
 """``ganleaks.audit``: the attack of ``attack.py`` as one Python call, for notebooks.
 
 The same engine underneath: the attack config is composed from ``conf/`` with Hydra's compose
-API (as ``attack.py`` composes it) and run by :func:`ganleaks.attacks.audit.run_attack`; what the
+API (as ``attack.py`` composes it) and run by :func:`ganleaks.orchestration.run.run_attack`; what the
 user gives as Python objects (a generator module, arrays of records) is handed to it as
-:class:`~ganleaks.attacks.user_victims.UserArtefacts` instead of file paths, and checked the same way.
+:class:`~ganleaks.victims.user_victims.UserArtefacts` instead of file paths, and checked the same way.
 """
 
 from __future__ import annotations
@@ -144,9 +144,9 @@ def audit(
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
 
-    from ganleaks.attacks.user_victims import UserArtefacts
     from ganleaks.config_resolvers import register_resolvers
     from ganleaks.data.user_sets import build_query_set, records_from_array
+    from ganleaks.victims.user_victims import UserArtefacts
     from ganleaks.workflows import attack
 
     if (generator is None) == (samples is None) and discriminator is None:
@@ -222,7 +222,7 @@ def _model_argument(value, part, values, artefacts, latent_dim, output_range, la
         return
     from torch import nn
 
-    from ganleaks.models.external import ExternalDiscriminator, ExternalGenerator
+    from ganleaks.victims.external_networks import ExternalDiscriminator, ExternalGenerator
 
     if not isinstance(value, nn.Module):
         raise TypeError(f"{part}= must be a torch.nn.Module or a weights file path, got {type(value).__name__}")

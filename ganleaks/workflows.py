@@ -127,9 +127,9 @@ def attack(cfg: DictConfig, out_dir: str | Path, overrides: Sequence[str] | None
     ``overrides``: the command line's overrides; when they name ``victim.run_dir``, the victim's own
     data settings are used (see :func:`with_victim_data`). None (a config composed in code): ``cfg``
     as it is. ``artefacts``: a user's victim and queries given as Python objects
-    (:class:`~ganleaks.attacks.user_victims.UserArtefacts`, from ``ganleaks.audit``).
+    (:class:`~ganleaks.victims.user_victims.UserArtefacts`, from ``ganleaks.audit``).
     """
-    from ganleaks.attacks.audit import run_attack
+    from ganleaks.orchestration.run import run_attack
 
     if overrides is not None:
         cfg = with_victim_data(cfg, overrides)

@@ -23,13 +23,13 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import open_dict
 from PIL import Image
 
-from ganleaks.attacks.calibration import ReferenceOverlapError
-from ganleaks.attacks.distances import LPIPSWeightsMissingError
-from ganleaks.attacks.preflight import AttackConfigError, select_queries
 from ganleaks.data import MembershipSplit, SplitError, make_split, save_manifest
 from ganleaks.data.sources import load_digits
+from ganleaks.distances.distance import LPIPSWeightsMissingError
 from ganleaks.models.privacy import UnsupportedPrivacyError
 from ganleaks.models.training import CheckpointError
+from ganleaks.orchestration.calibration import ReferenceOverlapError
+from ganleaks.orchestration.plan import AttackConfigError, select_queries
 from ganleaks.workflows import attack, train
 from tests.conftest import CONF, TINY, attack_overrides, compose_app
 

@@ -10,15 +10,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ganleaks.attacks.checks import check_generator_outputs
 from ganleaks.attacks.nearest_neighbor import SampleBank, nearest_neighbors
 from ganleaks.io import UnsafeFileError
-from ganleaks.models.external import (
+from ganleaks.victims.external_networks import (
     ExternalGenerator,
     ExternalModelError,
     load_external_discriminator,
     load_external_generator,
 )
+from ganleaks.victims.output_checks import check_generator_outputs
 from tests.userpkg.nets import ConvGenerator, Discriminator, Generator
 
 GENERATOR = {"_target_": "tests.userpkg.nets.Generator", "latent_size": 8}
@@ -112,7 +112,7 @@ def test_a_zero_one_output_range_is_converted_to_minus_one_one(tmp_path, caplog)
         raw, out = network(z), generator(z)
     assert torch.allclose(out, 2 * raw - 1, atol=1e-6)
     assert out.min() < -0.1 and out.max() <= 1
-    with caplog.at_level(logging.WARNING, logger="ganleaks.models.external"):
+    with caplog.at_level(logging.WARNING, logger="ganleaks.victims.external_networks"):
         load_external_generator(node, path, 8)  # declared [-1, 1]: never negative, so the user is told
     assert "victim.output_range=[0,1]" in caplog.text
 

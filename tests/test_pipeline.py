@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganleaks.attacks.calibration import ReferenceOverlapError
 from ganleaks.data import load_manifest
+from ganleaks.orchestration.calibration import ReferenceOverlapError
 from ganleaks.workflows import attack
 from tests.conftest import attack_overrides, compose_app
 

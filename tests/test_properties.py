@@ -13,13 +13,13 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ganleaks.attacks.calibration import align_by_id, calibrated_loss
-from ganleaks.attacks.engines import BatchResult, DiscriminatorEngine
-from ganleaks.attacks.preflight import select_queries
-from ganleaks.attacks.runner import read_batches, score_queries, write_batch
 from ganleaks.data import PARTS, SampleSet, SplitError, load_manifest, make_split
 from ganleaks.data.sources import load_digits
 from ganleaks.models import load_discriminator
+from ganleaks.orchestration.calibration import align_by_id, calibrated_loss
+from ganleaks.orchestration.plan import select_queries
+from ganleaks.orchestration.runner import read_batches, score_queries, write_batch
+from ganleaks.settings import BatchResult, DiscriminatorEngine
 
 FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -20,18 +20,18 @@ import numpy as np
 import pytest
 import torch
 
-import ganleaks.attacks.audit as audit
-import ganleaks.attacks.preflight as preflight
-import ganleaks.attacks.runner as runner
-from ganleaks.attacks.distances import ReconstructionDistance
-from ganleaks.attacks.engines import build_engine
-from ganleaks.attacks.preflight import AttackConfigError
+import ganleaks.orchestration.plan as preflight
+import ganleaks.orchestration.run as audit
+import ganleaks.orchestration.runner as runner
 from ganleaks.data.sources import load_digits
+from ganleaks.distances.distance import ReconstructionDistance
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.models import load_discriminator, load_generator
 from ganleaks.models.export import save_network
 from ganleaks.models.modules.dcgan import DCGANModule
 from ganleaks.models.training import CheckpointError
+from ganleaks.orchestration.plan import AttackConfigError
+from ganleaks.settings.base import build_engine
 from ganleaks.workflows import attack, train
 from tests.conftest import TINY, attack_overrides, compose_app
 
@@ -185,7 +185,7 @@ def test_a_malicious_reference_is_refused_before_the_victim_is_scored(trained_ro
 
 def test_a_malicious_lpips_backbone_is_refused_and_runs_nothing(trained_root, tmp_path, monkeypatch):
     """torchvision would unpickle the hub file with weights_only=False; the attack checks it first."""
-    from ganleaks.attacks.distances import lpips_backbone_file
+    from ganleaks.distances.distance import lpips_backbone_file
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     marker = tmp_path / "pwned"
@@ -225,7 +225,7 @@ def test_killed_attack_resumes_without_redoing_batches_and_matches_an_uninterrup
     args = [*overrides, f"hydra.run.dir={out}"]
     batches = out / "batches" / "victim"
     log = tmp_path / "killed.log"
-    process = start_slowed("attack.py", args, "ganleaks.attacks.runner", "AttackModule", "predict_step", 1.0, log)
+    process = start_slowed("attack.py", args, "ganleaks.orchestration.runner", "AttackModule", "predict_step", 1.0, log)
     kill_when(process, lambda: any(batches.glob("batch-*.safetensors")), log)
 
     finished = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in batches.glob("batch-*.safetensors")}
@@ -512,8 +512,7 @@ def test_a_model_with_non_finite_outputs_is_refused_and_never_gets_an_auc(
 
 def test_a_generator_non_finite_on_some_latents_only_is_refused_by_the_sample_bank(trained_root):
     """The fixed test latents can miss a generator that overflows on rare latents; the bank catches it."""
-    from ganleaks.attacks.checks import NonFiniteOutputError
-    from ganleaks.attacks.nearest_neighbor import SampleBank
+    from ganleaks.attacks.nearest_neighbor import NonFiniteOutputError, SampleBank
 
     generator = load_generator(trained_root / VICTIM)
 

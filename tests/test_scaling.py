@@ -23,10 +23,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file
 
-from ganleaks.attacks.engines import BatchResult
-from ganleaks.attacks.runner import read_batches, write_batch
 from ganleaks.models import load_generator
 from ganleaks.models.privacy import UnsupportedPrivacyError
+from ganleaks.orchestration.runner import read_batches, write_batch
+from ganleaks.settings.base import BatchResult
 from ganleaks.workflows import attack, train
 from tests.conftest import CONF, TINY, attack_overrides, compose_app
 

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from ganleaks.attacks.montecarlo import monte_carlo_scores
-from ganleaks.attacks.nearest_neighbor import SampleBank, nearest_neighbors
-from ganleaks.attacks.stored_samples import FixedSampleBank, StoredSampleGenerator, make_sample_bank
+from ganleaks.attacks.nearest_neighbor import SampleBank, make_sample_bank, nearest_neighbors
 from ganleaks.data.user_sets import QuerySet, load_query_set, load_records, stable_key
+from ganleaks.victims.stored_samples import FixedSampleBank, StoredSampleGenerator
 
 
 def _write_pngs(folder, names, seed, mode="L", size=16):
@@ -214,8 +214,8 @@ def test_make_sample_bank_keeps_generators_on_the_seeded_bank():
 
 def test_todays_engines_score_a_stored_set_once_given_its_bank():
     """What the wiring changes is only which bank the engines build (make_sample_bank); the rest runs as is."""
-    from ganleaks.attacks.distances import ReconstructionDistance
-    from ganleaks.attacks.engines import FullBlackBoxEngine, MonteCarloEngine
+    from ganleaks.distances.distance import ReconstructionDistance
+    from ganleaks.settings import FullBlackBoxEngine, MonteCarloEngine
 
     samples = torch.rand(30, 1, 4, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
     generator = StoredSampleGenerator(samples)

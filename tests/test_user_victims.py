@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from ganleaks.attacks.preflight import AttackConfigError
-from ganleaks.models.external import ExternalModelError
+from ganleaks.orchestration.plan import AttackConfigError
+from ganleaks.victims.external_networks import ExternalModelError
 from tests.conftest import compose_app
 from tests.userpkg.nets import Discriminator, Generator, LookupGenerator
 
@@ -161,7 +161,7 @@ def test_output_range_zero_one_is_converted(user_files, tmp_path):
     # A sigmoid generator declared [0, 1]: its samples reach the distance in [-1, 1], as the queries.
     generator = Generator(latent_size=8, output="sigmoid")
     save_file(generator.state_dict(), str(tmp_path / "G01.safetensors"))
-    from ganleaks.models.external import load_external_generator
+    from ganleaks.victims.external_networks import load_external_generator
 
     node = {"_target_": "tests.userpkg.nets.Generator", "latent_size": 8, "output": "sigmoid"}
     wrapped = load_external_generator(node, tmp_path / "G01.safetensors", 8, output_range=[0, 1])

@@ -22,8 +22,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from ganleaks.attacks.audit import AttackConfigError
 from ganleaks.data import load_manifest
+from ganleaks.orchestration.run import AttackConfigError
 from ganleaks.workflows import attack, train, with_victim_data
 from tests.conftest import CONF, compose_app
 

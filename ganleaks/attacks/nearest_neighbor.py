@@ -16,10 +16,31 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from ganleaks.attacks.checks import check_samples
-from ganleaks.attacks.distances import ReconstructionDistance
+from ganleaks.distances.distance import ReconstructionDistance
 
 log = logging.getLogger(__name__)
+
+
+class NonFiniteOutputError(ValueError):
+    """A model produced NaN or inf where the attack needs finite outputs."""
+
+
+def non_finite_rows(values: Tensor) -> int:
+    """How many rows (samples) of ``values (n, ...)`` hold a NaN or inf."""
+    return int((~torch.isfinite(values.reshape(len(values), -1).float())).any(dim=1).sum())
+
+
+def check_samples(samples: Tensor, start: int) -> None:
+    """Refuse a chunk of generated samples ``(c, *shape)`` (bank indices from ``start``) holding NaN or inf."""
+    n_bad = non_finite_rows(samples)
+    if n_bad:
+        raise NonFiniteOutputError(
+            f"the generator produced non-finite (NaN or inf) samples: {n_bad} of the samples {start}.."
+            f"{start + len(samples) - 1} of its sample bank. Its weights or numerics are broken for some latents; "
+            "a nearest-neighbour search or a Monte-Carlo count over them would be meaningless. Retrain or re-export "
+            "the generator"
+        )
+
 
 #: Latents are drawn in blocks of this many samples, one seeded RNG per block, so that sample i's
 #: latent depends on (seed, i) only, whatever the chunk size used to scan the bank.
@@ -115,6 +136,19 @@ class SampleBank:
                     self._cache[start] = cached
                     self._cached_bytes += size
             yield start, cached
+
+
+def make_sample_bank(
+    generator: nn.Module, k: int | None, seed: int, chunk_size: int = 1024, cache_bytes: int = 0
+) -> SampleBank:
+    """The k samples a setting searches: the generator's own bank where it offers one (a stored sample
+    set, ``sample_bank(k, seed, chunk_size)``), else ``k`` samples generated from seeded latents."""
+    own_bank = getattr(generator, "sample_bank", None)
+    if callable(own_bank):
+        return own_bank(k, seed=seed, chunk_size=chunk_size)
+    if k is None:
+        raise ValueError("setting.k must be set (the number of samples to generate) when attacking a generator")
+    return SampleBank(generator, int(k), seed=seed, chunk_size=chunk_size, cache_bytes=cache_bytes)
 
 
 def iterate_chunks(bank: SampleBank | Tensor, chunk_size: int = 4096) -> Iterable[tuple[int, Tensor]]:

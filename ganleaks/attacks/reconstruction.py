@@ -5,7 +5,6 @@ Partial black-box uses Powell (forward passes only), white-box L-BFGS through th
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 from collections.abc import Callable
@@ -15,14 +14,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ganleaks.attacks.distances import ReconstructionDistance
-from ganleaks.attacks.optimizers import OptimResult, minimize
-from ganleaks.attacks.status import status_from
+from ganleaks.distances.distance import ReconstructionDistance
+from ganleaks.optimizers.base import OptimResult
+from ganleaks.optimizers.registry import optimizer_by_name
+from ganleaks.status import status_from
 
 log = logging.getLogger(__name__)
 
 INITS = ("zero", "random", "nn")
-OPTIMIZERS = ("lbfgs", "powell")
 
 
 def query_seed(seed: int, sample_id: int, restart: int = 0) -> int:
@@ -49,7 +48,7 @@ class ReconstructionResult:
         x_hat: ``(B, *shape)`` reconstructions ``G(z)`` in ``[-1, 1]``.
         loss: ``(B,)`` ``l1 * MSE + l2 * LPIPS`` at ``z`` (the query's loss; NaN if diverged).
         objective: ``(B,)`` loss plus the latent prior term (what was minimised; NaN if diverged).
-        status: ``(B,)`` int8, ``STATUS_OK`` or ``STATUS_DIVERGED`` (:mod:`ganleaks.attacks.status`).
+        status: ``(B,)`` int8, ``STATUS_OK`` or ``STATUS_DIVERGED`` (:mod:`ganleaks.status`).
         n_evals: ``(B,)`` objective evaluations, all restarts together.
         n_iter: ``(B,)`` optimiser iterations, all restarts together.
     """
@@ -74,15 +73,15 @@ class LatentReconstructor(nn.Module):
         distance: the :class:`ReconstructionDistance` to minimise.
         optimizer: ``"lbfgs"`` (white-box) or ``"powell"`` (partial black-box, gradient-free), or
             the batched optimiser itself, ``optimizer(objective, z0, **kwargs) -> OptimResult`` (a
-            setting's ``_partial_`` node of :func:`~ganleaks.attacks.lbfgs.batched_lbfgs` /
-            :func:`~ganleaks.attacks.powell.batched_powell`).
+            setting's ``_partial_`` node of :func:`~ganleaks.optimizers.lbfgs.batched_lbfgs` /
+            :func:`~ganleaks.optimizers.powell.batched_powell`).
         init: ``"zero"``, ``"random"`` (per-query N(0, I) seeded by (seed, id)) or ``"nn"``
             (the latent of the query's full black-box nearest neighbour, passed as ``init_z``).
         restarts: runs per query; restart 0 uses ``init``, later ones random latents seeded by
             (seed, id, restart); each query keeps the run with the lowest objective.
         max_iter: optimiser iterations (L-BFGS steps / Powell sweeps); ``None``: the optimiser's default.
-        optimizer_kwargs: further arguments of :func:`~ganleaks.attacks.lbfgs.batched_lbfgs` /
-            :func:`~ganleaks.attacks.powell.batched_powell` (e.g. ``max_evals``, ``history_size``).
+        optimizer_kwargs: further arguments of :func:`~ganleaks.optimizers.lbfgs.batched_lbfgs` /
+            :func:`~ganleaks.optimizers.powell.batched_powell` (e.g. ``max_evals``, ``history_size``).
     """
 
     def __init__(
@@ -97,9 +96,7 @@ class LatentReconstructor(nn.Module):
     ) -> None:
         super().__init__()
         if isinstance(optimizer, str):
-            if optimizer not in OPTIMIZERS:
-                raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-            optimizer = functools.partial(minimize, method=optimizer)
+            optimizer = optimizer_by_name(optimizer)
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if restarts < 1:

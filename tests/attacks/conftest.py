@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganleaks.attacks import lpips_weights
+from ganleaks.distances import lpips_weights
 from tests.attacks.helpers import fake_params, write_sdist
 
 

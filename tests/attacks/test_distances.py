@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganleaks.attacks import distances
-from ganleaks.attacks.distances import (
+from ganleaks.distances import distance as distances
+from ganleaks.distances.distance import (
     LPIPSDistance,
     LPIPSWeightsMissingError,
     ReconstructionDistance,
@@ -122,7 +122,7 @@ def test_distance_configs_instantiate(tmp_path, monkeypatch, lpips_alex_home, of
     names = sorted(p.stem for p in CONF.glob("*.yaml"))
     assert {"paper", "l2", "lpips_alex"} <= set(names)
     configs = {name: OmegaConf.load(CONF / f"{name}.yaml") for name in names}
-    assert all(c._target_ == "ganleaks.attacks.distances.ReconstructionDistance" and c.name == n
+    assert all(c._target_ == "ganleaks.distances.distance.ReconstructionDistance" and c.name == n
                for n, c in configs.items())  # fmt: skip
     paper = configs["paper"]
     assert (paper.l2_weight, paper.lpips_weight, paper.latent_weight, paper.lpips_net) == (1.0, 0.2, 0.001, "vgg")

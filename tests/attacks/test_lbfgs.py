@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganleaks.attacks.lbfgs import batched_lbfgs
-from ganleaks.attacks.status import STATUS_DIVERGED, STATUS_OK
+from ganleaks.optimizers.lbfgs import batched_lbfgs
+from ganleaks.status import STATUS_DIVERGED, STATUS_OK
 from tests.attacks.helpers import make_generator, quadratic_problems, reconstruction_objective
 
 

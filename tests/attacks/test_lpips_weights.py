@@ -10,8 +10,8 @@ import pytest
 import torch
 import torchvision
 
-from ganleaks.attacks import lpips_weights
-from ganleaks.attacks.lpips_weights import UnsafePickleError, install_lpips_weights, load_array_pickle
+from ganleaks.distances import lpips_weights
+from ganleaks.distances.lpips_weights import UnsafePickleError, install_lpips_weights, load_array_pickle
 from tests.attacks.helpers import fake_params, write_sdist
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganleaks.attacks.optimizers import as_indexed, minimize, occurrence_rank
+from ganleaks.optimizers.base import as_indexed, occurrence_rank
+from ganleaks.optimizers.registry import minimize
 
 
 def test_occurrence_rank():

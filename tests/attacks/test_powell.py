@@ -7,8 +7,8 @@ import pytest
 import scipy.optimize
 import torch
 
-from ganleaks.attacks.powell import batched_powell
-from ganleaks.attacks.status import STATUS_DIVERGED
+from ganleaks.optimizers.powell import batched_powell
+from ganleaks.status import STATUS_DIVERGED
 from tests.attacks.helpers import make_generator, quadratic_problems, reconstruction_objective
 
 

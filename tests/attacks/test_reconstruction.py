@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganleaks.attacks.distances import ReconstructionDistance
 from ganleaks.attacks.reconstruction import LatentReconstructor, random_latents
-from ganleaks.attacks.status import STATUS_DIVERGED, STATUS_OK
+from ganleaks.distances.distance import ReconstructionDistance
+from ganleaks.status import STATUS_DIVERGED, STATUS_OK
 from tests.attacks.helpers import make_generator
 
 

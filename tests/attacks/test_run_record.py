@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ganleaks.attacks.run_record import FACT_KEYS, attack_facts, write_run_record
+from ganleaks.orchestration.run_record import FACT_KEYS, attack_facts, write_run_record
 
 
 def attack_config(setting: dict, privacy_enabled: bool = False):

@@ -16,10 +16,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from ganleaks.attacks.engines import AttackEngine, BatchResult, ReconstructionEngine, build_engine, engine_class
-from ganleaks.attacks.preflight import AttackConfigError, check_setting_keys
 from ganleaks.attacks.reconstruction import random_latents
-from ganleaks.attacks.status import STATUS_OK, status_from
+from ganleaks.orchestration.plan import AttackConfigError, check_setting_keys
+from ganleaks.settings import AttackEngine, BatchResult, ReconstructionEngine, build_engine, engine_class
+from ganleaks.status import STATUS_OK, status_from
 from ganleaks.workflows import attack
 from tests.attacks.helpers import make_generator
 from tests.conftest import CONF, TINY, compose_app
@@ -88,7 +88,7 @@ def test_a_missing_setting_key_is_refused_before_anything_is_read(tmp_path):
 def test_a_setting_key_the_engine_does_not_take_is_ignored_with_a_warning(tmp_path, caplog):
     """A sweep may set ``++setting.k`` for every setting; the discriminator has no ``k``."""
     cfg, _ = compose_app("attack", tmp_path, ["setting=discriminator", "++setting.k=256"])
-    with caplog.at_level(logging.WARNING, logger="ganleaks.attacks.preflight"):
+    with caplog.at_level(logging.WARNING, logger="ganleaks.orchestration.plan"):
         check_setting_keys(cfg.setting, engine_class(cfg.setting), "setting")
     assert "setting.k not used by DiscriminatorEngine" in caplog.text
     assert not [record for record in caplog.records if "reference_model" in record.getMessage()]  # a label
@@ -104,7 +104,7 @@ def test_an_optimizer_kwargs_key_of_earlier_versions_says_where_it_went(tmp_path
 
 def test_the_optimizer_by_name_and_by_node_reconstruct_the_same(tmp_path):
     """``setting.optimizer=powell`` (a name, as before settings were a registry) = partialbb's Powell node."""
-    from ganleaks.attacks.distances import ReconstructionDistance
+    from ganleaks.distances.distance import ReconstructionDistance
 
     fast = ["setting.init=zero", "setting.max_iter=2"]
     by_name, _ = compose_app("attack", tmp_path, ["setting=whitebox", "setting.optimizer=powell", *fast])

@@ -14,7 +14,8 @@ the same code with two small pieces instead of a parallel code path:
   ``monte_carlo_scores`` and the engines take it wherever they take a bank, and the "latent"
   they store beside each score is the index of the nearest sample in the user's set.
 
-:func:`make_sample_bank` picks the bank for a generator, so the engines need one call changed.
+:meth:`StoredSampleGenerator.sample_bank` offers that bank; :func:`~ganleaks.attacks.nearest_neighbor.make_sample_bank`
+takes a generator's own bank where it offers one, so the settings need no branch for it.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class StoredSampleGenerator(nn.Module):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def sample_bank(self, k: int | None, seed: int, chunk_size: int = 1024) -> FixedSampleBank:
+        """The bank a full black-box or Monte-Carlo attack searches: the set itself, or ``k`` of it."""
+        return FixedSampleBank(self, k, seed=seed, chunk_size=chunk_size)
+
     def forward(self, z: Tensor) -> Tensor:
         if z.requires_grad:
             raise ValueError(NO_LATENT_SPACE)
@@ -121,14 +126,3 @@ class FixedSampleBank(SampleBank):
         for start in range(0, self.k, self.chunk_size):
             rows = self.sample_index[start : start + self.chunk_size].to(samples.device)
             yield start, samples[rows]
-
-
-def make_sample_bank(
-    generator: nn.Module, k: int | None, seed: int, chunk_size: int = 1024, cache_bytes: int = 0
-) -> SampleBank:
-    """The bank the engines search: a :class:`FixedSampleBank` for a stored set, else a :class:`SampleBank`."""
-    if isinstance(generator, StoredSampleGenerator):
-        return FixedSampleBank(generator, k, seed=seed, chunk_size=chunk_size)
-    if k is None:
-        raise ValueError("setting.k must be set (the number of samples to generate) when attacking a generator")
-    return SampleBank(generator, int(k), seed=seed, chunk_size=chunk_size, cache_bytes=cache_bytes)

@@ -4,7 +4,8 @@ A model whose outputs are NaN or inf (a diverged training run, a corrupted expor
 membership signal, yet the attacks downstream would not all notice: the Monte-Carlo count of
 samples within epsilon of a query is 0 for every query, a finite score, and the audit would report
 AUC 0.5, a false "no leakage" verdict. So every model is run on a few fixed inputs first and
-refused if any output is non-finite; the sample bank repeats the check on every sample it makes.
+refused if any output is non-finite (the sample bank, :mod:`ganleaks.attacks.nearest_neighbor`,
+repeats the check on every sample it makes).
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ganleaks.attacks.nearest_neighbor import NonFiniteOutputError, non_finite_rows
+
 #: Fixed test inputs per model: enough to catch broken weights, cheap next to any attack.
 NUM_PROBES = 8
 PROBE_SEED = 0
-
-
-class NonFiniteOutputError(ValueError):
-    """A model produced NaN or inf where the attack needs finite outputs."""
 
 
 def _refuse(what: str, run_dir: Path, n_bad: int, n: int, inputs: str) -> NonFiniteOutputError:
@@ -32,16 +31,12 @@ def _refuse(what: str, run_dir: Path, n_bad: int, n: int, inputs: str) -> NonFin
     )
 
 
-def _non_finite_rows(values: Tensor) -> int:
-    return int((~torch.isfinite(values.reshape(len(values), -1).float())).any(dim=1).sum())
-
-
 @torch.no_grad()
 def check_generator_outputs(generator: nn.Module, run_dir: Path, what: str) -> None:
     """Refuse ``generator`` if ``G(z)`` is non-finite for any of a few fixed, seeded standard-normal latents."""
     z = torch.randn(NUM_PROBES, int(generator.latent_dim), generator=torch.Generator().manual_seed(PROBE_SEED))  # type: ignore[arg-type]
     device = next((p.device for p in generator.parameters()), torch.device("cpu"))
-    n_bad = _non_finite_rows(generator(z.to(device)))
+    n_bad = non_finite_rows(generator(z.to(device)))
     if n_bad:
         raise _refuse(what, run_dir, n_bad, NUM_PROBES, "fixed test latents")
 
@@ -55,18 +50,6 @@ def check_discriminator_outputs(discriminator: nn.Module, samples: Tensor, run_d
     if len(finite) == 0:
         return
     device = next((p.device for p in discriminator.parameters()), torch.device("cpu"))
-    n_bad = _non_finite_rows(discriminator_scores(discriminator, finite.to(device)).reshape(-1, 1))
+    n_bad = non_finite_rows(discriminator_scores(discriminator, finite.to(device)).reshape(-1, 1))
     if n_bad:
         raise _refuse(what, run_dir, n_bad, len(finite), "data samples")
-
-
-def check_samples(samples: Tensor, start: int) -> None:
-    """Refuse a chunk of generated samples ``(c, *shape)`` (bank indices from ``start``) holding NaN or inf."""
-    n_bad = _non_finite_rows(samples)
-    if n_bad:
-        raise NonFiniteOutputError(
-            f"the generator produced non-finite (NaN or inf) samples: {n_bad} of the samples {start}.."
-            f"{start + len(samples) - 1} of its sample bank. Its weights or numerics are broken for some latents; "
-            "a nearest-neighbour search or a Monte-Carlo count over them would be meaningless. Retrain or re-export "
-            "the generator"
-        )

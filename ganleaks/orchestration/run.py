@@ -16,17 +16,18 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ganleaks.attacks.calibration import align_by_id, calibrated_loss
-from ganleaks.attacks.checks import NonFiniteOutputError, check_discriminator_outputs, check_generator_outputs
-from ganleaks.attacks.engines import AttackEngine, build_engine
-from ganleaks.attacks.outputs import QueryScores, Reconstructions, write_outputs
-from ganleaks.attacks.preflight import AttackConfigError, AttackPlan, ModelRun, check_inputs, claim_batch_dir
-from ganleaks.attacks.run_record import attack_facts
-from ganleaks.attacks.runner import score_queries
-from ganleaks.attacks.user_victims import UserArtefacts, is_user_victim, plan_user_attack
+from ganleaks.attacks.nearest_neighbor import NonFiniteOutputError
 from ganleaks.evaluation.estimates import format_estimate
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.models import load_discriminator, load_generator
+from ganleaks.orchestration.calibration import align_by_id, calibrated_loss
+from ganleaks.orchestration.outputs import QueryScores, Reconstructions, write_outputs
+from ganleaks.orchestration.plan import AttackConfigError, AttackPlan, ModelRun, check_inputs, claim_batch_dir
+from ganleaks.orchestration.run_record import attack_facts
+from ganleaks.orchestration.runner import score_queries
+from ganleaks.settings.base import AttackEngine, build_engine
+from ganleaks.victims.output_checks import check_discriminator_outputs, check_generator_outputs
+from ganleaks.victims.user_victims import UserArtefacts, is_user_victim, plan_user_attack
 
 log = logging.getLogger(__name__)
 

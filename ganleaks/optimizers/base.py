@@ -1,4 +1,4 @@
-"""Shared pieces of the batched per-query optimisers (:mod:`.lbfgs`, :mod:`.powell`).
+"""Shared pieces of the batched per-query optimisers (:mod:`.lbfgs`, :mod:`.powell`; :mod:`.registry`).
 
 A batch of B queries is optimised as ONE latent tensor ``(B, d)``, but every query is its own
 problem: its own optimiser state, step sizes and stopping test. An objective returns one value
@@ -28,7 +28,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from ganleaks.attacks.status import status_from
+from ganleaks.status import status_from
 
 
 class IndexedObjective(Protocol):
@@ -60,7 +60,7 @@ class OptimResult:
 
     @property
     def status(self) -> Tensor:
-        """``(B,)`` int8, ``STATUS_OK`` or ``STATUS_DIVERGED`` (:mod:`ganleaks.attacks.status`) per query."""
+        """``(B,)`` int8, ``STATUS_OK`` or ``STATUS_DIVERGED`` (:mod:`ganleaks.status`) per query."""
         return status_from(self.failed)
 
 
@@ -118,16 +118,3 @@ def check_start(z0: Tensor) -> Tensor:
 def finite_or_inf(values: Tensor) -> Tensor:
     """Objective values with NaN / -inf / +inf mapped to +inf (a trial point never wins)."""
     return torch.where(torch.isfinite(values), values, torch.full_like(values, float("inf")))
-
-
-def minimize(f: Objective, z0: Tensor, method: str = "lbfgs", **kwargs) -> OptimResult:
-    """Dispatch to :func:`~ganleaks.attacks.lbfgs.batched_lbfgs` or :func:`~ganleaks.attacks.powell.batched_powell`."""
-    if method == "lbfgs":
-        from ganleaks.attacks.lbfgs import batched_lbfgs
-
-        return batched_lbfgs(f, z0, **kwargs)
-    if method == "powell":
-        from ganleaks.attacks.powell import batched_powell
-
-        return batched_powell(f, z0, **kwargs)
-    raise ValueError(f"optimizer must be 'lbfgs' or 'powell', got {method!r}")

@@ -19,13 +19,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from ganleaks.attacks.calibration import check_reference_run
-from ganleaks.attacks.engines import SETTING_LABELS, AttackEngine, engine_arguments, engine_class
 from ganleaks.data.loading import load_sample_set, read_trained_on
 from ganleaks.data.sample_set import SampleSet
 from ganleaks.data.split import MembershipSplit, load_manifest
 from ganleaks.io import UnsafeFileError, atomic_write_text, load_weights_only
 from ganleaks.models.export import read_network_spec
+from ganleaks.orchestration.calibration import check_reference_run
+from ganleaks.settings.base import SETTING_LABELS, AttackEngine, engine_arguments, engine_class
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ def _verify_lpips_backbone(net: str) -> None:
     torchvision reads ``$TORCH_HOME/hub/checkpoints/<backbone>.pth`` with ``weights_only=False``, which
     would run code pickled into that file; ``weights_only=True`` here never does.
     """
-    from ganleaks.attacks.distances import check_lpips_backbone
+    from ganleaks.distances.distance import check_lpips_backbone
 
     path = check_lpips_backbone(net)  # missing weights: says how to install them
     try:

@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 
-from ganleaks.attacks.engines import AttackEngine, BatchResult
 from ganleaks.io import atomic_path
+from ganleaks.settings.base import AttackEngine, BatchResult
 
 log = logging.getLogger(__name__)
 

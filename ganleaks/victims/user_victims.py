@@ -3,7 +3,7 @@
 A ``run`` victim (a model ``train.py`` trained here) is planned by :mod:`.preflight` from its run
 folder and membership split. A user's victim has neither: its queries are the user's member and
 non-member records (``queries.*``, :mod:`ganleaks.data.user_sets`), its model a generated sample
-set (:mod:`.stored_samples`) or the user's own networks (:mod:`ganleaks.models.external`). This
+set (:mod:`.stored_samples`) or the user's own networks (:mod:`ganleaks.victims.external_networks`). This
 module checks what only such a victim needs (the setting fits the victim's kind, the queries and
 the sample set fit together, calibration), and returns the same :class:`~.preflight.AttackPlan`,
 so loading, scoring and writing run unchanged.
@@ -23,8 +23,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from ganleaks.attacks.engines import AttackEngine, engine_class
-from ganleaks.attacks.preflight import (
+from ganleaks.data.user_sets import QuerySet, Records, check_same_scale, load_query_set, load_records
+from ganleaks.orchestration.plan import (
     AttackConfigError,
     AttackPlan,
     ModelRun,
@@ -34,8 +34,8 @@ from ganleaks.attacks.preflight import (
     choose_queries,
     resume_key,
 )
-from ganleaks.attacks.stored_samples import StoredSampleGenerator
-from ganleaks.data.user_sets import QuerySet, Records, check_same_scale, load_query_set, load_records
+from ganleaks.settings.base import AttackEngine, engine_class
+from ganleaks.victims.stored_samples import StoredSampleGenerator
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class UserModel:
         """The generator and discriminator ``cls`` needs, built, loaded and checked against the queries."""
         if self.kind == "samples":
             return StoredSampleGenerator(self.samples), None  # type: ignore[arg-type]  # planned with samples
-        from ganleaks.models.external import (
+        from ganleaks.victims.external_networks import (
             ExternalDiscriminator,
             ExternalGenerator,
             load_external_discriminator,

@@ -41,7 +41,7 @@ import logging
 import torch
 from torch import Tensor
 
-from ganleaks.attacks.optimizers import Objective, OptimResult, as_indexed, check_start, finite_or_inf
+from ganleaks.optimizers.base import Objective, OptimResult, as_indexed, check_start, finite_or_inf
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def batched_powell(
 
     Args:
         f: per-query objective, indexed ``f(z, index) -> (n,)`` or plain ``f(z) -> (B,)`` (see
-            :mod:`ganleaks.attacks.optimizers`); always called under ``torch.no_grad()``.
+            :mod:`ganleaks.optimizers.base`); always called under ``torch.no_grad()``.
         z0: ``(B, d)`` starting points.
         max_iter: sweeps over the direction set (scipy's ``maxiter``).
         max_evals: optional evaluations per query; checked before each line, so a query may

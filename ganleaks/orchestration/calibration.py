@@ -20,7 +20,7 @@ def check_reference_run(reference_dir: str | Path, query_ids: torch.Tensor, samp
 
     Args:
         reference_dir: the reference model's training run folder (that it holds a model is checked
-            before, with the networks the attack needs: :func:`ganleaks.attacks.preflight.check_model_folder`).
+            before, with the networks the attack needs: :func:`ganleaks.orchestration.plan.check_model_folder`).
         query_ids: ``(N,)`` ids of every query (members and non-members).
         sample_set: the data being attacked; the reference's manifest must be of the same data,
             otherwise its ids would name other samples.

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ganleaks.attacks.optimizers import Objective, OptimResult, as_indexed, check_start, finite_or_inf
+from ganleaks.optimizers.base import Objective, OptimResult, as_indexed, check_start, finite_or_inf
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def batched_lbfgs(
 
     Args:
         f: per-query objective, indexed ``f(z, index) -> (n,)`` or plain ``f(z) -> (B,)`` (see
-            :mod:`ganleaks.attacks.optimizers`); differentiable in ``z``.
+            :mod:`ganleaks.optimizers.base`); differentiable in ``z``.
         z0: ``(B, d)`` starting points.
         max_iter: L-BFGS iterations per query.
         history_size: curvature pairs kept per query.

@@ -16,7 +16,6 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -25,14 +24,8 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from ganleaks.attacks.discriminator_score import discriminator_scores
-from ganleaks.attacks.distances import ReconstructionDistance
-from ganleaks.attacks.montecarlo import MonteCarloAttack
-from ganleaks.attacks.nearest_neighbor import nearest_neighbors
-from ganleaks.attacks.optimizers import OptimResult
-from ganleaks.attacks.reconstruction import LatentReconstructor
-from ganleaks.attacks.status import status_from
-from ganleaks.attacks.stored_samples import make_sample_bank
+from ganleaks.distances.distance import ReconstructionDistance
+from ganleaks.status import status_from
 
 #: Keys of a setting node that describe the run, not the engine: ``name`` (folder names, reports)
 #: and ``reference_model`` (the architecture of the calibration reference, which names its folder).
@@ -58,19 +51,19 @@ class BatchResult:
     status: Tensor
 
 
-def _status_from(values: Tensor, diverged: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def status_and_values(values: Tensor, diverged: Tensor | None = None) -> tuple[Tensor, Tensor]:
     bad = ~torch.isfinite(values)
     if diverged is not None:
         bad = bad | diverged
     return torch.where(bad, torch.full_like(values, math.nan), values), status_from(bad)
 
 
-def _non_finite(x: Tensor) -> Tensor:
+def non_finite_queries(x: Tensor) -> Tensor:
     """``(B,)`` True for queries holding NaN or inf: they cannot be scored and are marked diverged."""
     return ~torch.isfinite(x.flatten(1)).all(dim=1)
 
 
-def _searchable(x: Tensor, bad: Tensor) -> Tensor:
+def searchable(x: Tensor, bad: Tensor) -> Tensor:
     """``x`` with non-finite queries zeroed, so that a nearest-neighbour search over the batch stays valid."""
     return torch.where(bad.view(-1, *[1] * (x.ndim - 1)), torch.zeros_like(x), x)
 
@@ -111,159 +104,6 @@ class AttackEngine(nn.Module):
         return generator(z.to(device=tensor.device, dtype=dtype)).float().cpu()
 
 
-class FullBlackBoxEngine(AttackEngine):
-    """Paper eq. 5: R(x) = the nearest of k generated samples (L2 search, optional re-rank).
-
-    The distance is used without its latent prior (paper 5.5: lambda_3 = 0, the sampling already
-    satisfies z ~ P_z): the loss and the re-rank are computed without z.
-    """
-
-    reconstructs = True
-    needs_latent_space = False
-
-    def __init__(
-        self,
-        generator: nn.Module,
-        distance: ReconstructionDistance,
-        seed: int,
-        *,
-        k: int,
-        chunk_size: int,
-        rerank_top: int,
-        bank_cache_mb: int,
-    ) -> None:
-        super().__init__()
-        self.generator = generator
-        self.distance = distance
-        self.bank = make_sample_bank(
-            generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(bank_cache_mb) * 2**20
-        )
-        self.rerank_top = int(rerank_top)
-
-    @torch.no_grad()
-    def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
-        bad = _non_finite(x)
-        found = nearest_neighbors(
-            _searchable(x, bad),
-            self.bank,
-            top_m=self.rerank_top,
-            distance=self.distance if self.rerank_top > 1 else None,
-        )
-        assert found.z is not None, "the bank stores its latents"
-        z = found.z[:, 0]
-        x_hat = self.generator(z)
-        _, loss = self.distance(x, x_hat, None)
-        loss, status = _status_from(loss.float(), bad)
-        return BatchResult(loss.cpu(), loss.cpu(), z.cpu(), status.cpu())
-
-
-class ReconstructionEngine(AttackEngine):
-    """Paper eq. 6-7: R(x) = G(z*), z* by a batched per-query optimiser (L-BFGS white-box, Powell partial).
-
-    Args:
-        optimizer: ``optimizer(objective, z0, max_iter=...) -> OptimResult``, the setting's ``_partial_``
-            node of :func:`~ganleaks.attacks.lbfgs.batched_lbfgs` or :func:`~ganleaks.attacks.powell.batched_powell`
-            (its further keys are the optimiser's arguments), or its name (``setting.optimizer=powell``).
-        init: ``zero``, ``random`` or ``nn`` (the latent of the nearest of ``nn_k`` generated samples).
-        max_iter: optimiser iterations (L-BFGS steps / Powell sweeps).
-    """
-
-    reconstructs = True
-
-    def __init__(
-        self,
-        generator: nn.Module,
-        distance: ReconstructionDistance,
-        seed: int,
-        *,
-        optimizer: str | Callable[..., OptimResult],
-        init: str,
-        max_iter: int,
-        restarts: int,
-        nn_k: int,
-        chunk_size: int,
-        bank_cache_mb: int,
-    ) -> None:
-        super().__init__()
-        self.generator = generator
-        self.distance = distance
-        self.seed = int(seed)
-        self.reconstructor = LatentReconstructor(
-            generator, distance, optimizer=optimizer, init=init, restarts=int(restarts), max_iter=int(max_iter)
-        )
-        self.bank = (
-            make_sample_bank(
-                generator, int(nn_k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(bank_cache_mb) * 2**20
-            )
-            if init == "nn"
-            else None
-        )
-
-    def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
-        init_z = None
-        bad = _non_finite(x)
-        if self.bank is not None:
-            with torch.no_grad():
-                found = nearest_neighbors(_searchable(x, bad), self.bank, top_m=1)
-                assert found.z is not None, "the bank stores its latents"
-                init_z = found.z[:, 0]
-        result = self.reconstructor.reconstruct(x, ids, seed=self.seed, init_z=init_z)
-        diverged = result.status.bool() | bad.to(result.status.device)
-        loss, status = _status_from(result.loss.detach().float(), diverged)
-        objective = torch.where(status.bool(), torch.full_like(loss, math.nan), result.objective.detach().float())
-        return BatchResult(loss.cpu(), objective.cpu(), result.z.detach().cpu(), status.cpu())
-
-
-class DiscriminatorEngine(AttackEngine):
-    """LOGAN white-box (paper 4.1): loss = -D(x), so score = D(x)."""
-
-    needs_generator = False
-    needs_discriminator = True
-
-    def __init__(self, discriminator: nn.Module) -> None:
-        super().__init__()
-        self.discriminator = discriminator
-
-    @torch.no_grad()
-    def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
-        loss, status = _status_from(-discriminator_scores(self.discriminator, x).float(), _non_finite(x))
-        return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())
-
-
-class MonteCarloEngine(AttackEngine):
-    """Hilprecht et al.'s baseline: loss = -(fraction of k samples within epsilon of x)."""
-
-    needs_latent_space = False
-
-    def __init__(
-        self,
-        generator: nn.Module,
-        seed: int,
-        *,
-        k: int,
-        chunk_size: int,
-        bank_cache_mb: int,
-        epsilon_rule: str,
-        quantile: float,
-    ) -> None:
-        super().__init__()
-        self.generator = generator
-        bank = make_sample_bank(
-            generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(bank_cache_mb) * 2**20
-        )
-        self.attack = MonteCarloAttack(bank, epsilon_rule=epsilon_rule, quantile=float(quantile))
-
-    @torch.no_grad()
-    def prepare(self, queries: Tensor) -> None:
-        self.attack.fit_epsilon(queries[~_non_finite(queries)])  # one broken query must not move epsilon
-
-    @torch.no_grad()
-    def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
-        bad = _non_finite(x)
-        loss, status = _status_from(-self.attack.score(_searchable(x, bad)).float(), bad)
-        return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())
-
-
 def engine_class(setting: DictConfig) -> type[AttackEngine]:
     """The engine class a setting node names with ``_target_``."""
     target = setting.get("_target_")
@@ -274,7 +114,7 @@ def engine_class(setting: DictConfig) -> type[AttackEngine]:
         )
     cls = get_class(target)
     if not issubclass(cls, AttackEngine):
-        raise TypeError(f"setting._target_={target!r} is not an AttackEngine (ganleaks.attacks.engines)")
+        raise TypeError(f"setting._target_={target!r} is not an AttackEngine (ganleaks.settings.base)")
     return cls
 
 
@@ -293,7 +133,7 @@ def build_engine(
     """The engine ``setting`` (a ``conf/setting/*.yaml`` node) names, over one model.
 
     The setting's keys that the class takes are its arguments (the labels, and any key a sweep set
-    for other settings, are not: :func:`ganleaks.attacks.preflight.check_setting_keys` warns about
+    for other settings, are not: :func:`ganleaks.orchestration.plan.check_setting_keys` warns about
     the latter); the runtime objects the class asks for by its class attributes are passed beside them.
     """
     cls = engine_class(setting)

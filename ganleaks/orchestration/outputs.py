@@ -18,10 +18,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from ganleaks.attacks.calibration import align_by_id
-from ganleaks.attacks.engines import AttackEngine
-from ganleaks.attacks.run_record import write_run_record
-from ganleaks.attacks.status import STATUS_NAMES
 from ganleaks.evaluation.exposure import (
     EXPOSED_CSV,
     EXPOSED_PNG,
@@ -33,6 +29,10 @@ from ganleaks.evaluation.plots import plot_roc, save_reconstruction_grid
 from ganleaks.evaluation.summary import write_summary
 from ganleaks.io import atomic_write_text
 from ganleaks.loggers import build_loggers
+from ganleaks.orchestration.calibration import align_by_id
+from ganleaks.orchestration.run_record import write_run_record
+from ganleaks.settings.base import AttackEngine
+from ganleaks.status import STATUS_NAMES
 
 SCORES_HEADER = ["id", "member", "victim_loss", "reference_loss", "score", "status"]
 
@@ -46,7 +46,7 @@ class QueryScores:
         victim_loss: L(x, R(x|G_victim)) (or the setting's loss); NaN where the query failed.
         reference_loss: the same on the reference model, or None without calibration.
         score: the membership score, -(victim_loss - reference_loss): higher = member.
-        status: int8 (:mod:`ganleaks.attacks.status`), the worse of the victim's and the reference's.
+        status: int8 (:mod:`ganleaks.status`), the worse of the victim's and the reference's.
         names: the user's string id of each query (written to ``scores.csv`` and ``most_exposed.csv``
             instead of the integer ``ids``), or None.
     """

@@ -1,0 +1,1 @@
+"""One attack run: plan (every check once), score (resumable batches), write (files, records, loggers)."""

@@ -1,0 +1,23 @@
+"""The threat models (paper section 4), one engine class each, registered by ``conf/setting/<name>.yaml``.
+
+:mod:`.base` holds the interface every setting implements and the registry helpers; each setting
+lives in its own module: :mod:`.full_black_box`, :mod:`.reconstruction` (partial black-box and
+white-box), :mod:`.discriminator`, :mod:`.monte_carlo`.
+"""
+
+from ganleaks.settings.base import AttackEngine, BatchResult, build_engine, engine_class
+from ganleaks.settings.discriminator import DiscriminatorEngine
+from ganleaks.settings.full_black_box import FullBlackBoxEngine
+from ganleaks.settings.monte_carlo import MonteCarloEngine
+from ganleaks.settings.reconstruction import ReconstructionEngine
+
+__all__ = [
+    "AttackEngine",
+    "BatchResult",
+    "DiscriminatorEngine",
+    "FullBlackBoxEngine",
+    "MonteCarloEngine",
+    "ReconstructionEngine",
+    "build_engine",
+    "engine_class",
+]

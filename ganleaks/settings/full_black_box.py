@@ -1,0 +1,56 @@
+"""Full black-box (paper 5.2, eq. 5): the attacker sees k generated samples only."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ganleaks.attacks.nearest_neighbor import make_sample_bank, nearest_neighbors
+from ganleaks.distances.distance import ReconstructionDistance
+from ganleaks.settings.base import AttackEngine, BatchResult, non_finite_queries, searchable, status_and_values
+
+
+class FullBlackBoxEngine(AttackEngine):
+    """Paper eq. 5: R(x) = the nearest of k generated samples (L2 search, optional re-rank).
+
+    The distance is used without its latent prior (paper 5.5: lambda_3 = 0, the sampling already
+    satisfies z ~ P_z): the loss and the re-rank are computed without z.
+    """
+
+    reconstructs = True
+    needs_latent_space = False
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        distance: ReconstructionDistance,
+        seed: int,
+        *,
+        k: int,
+        chunk_size: int,
+        rerank_top: int,
+        bank_cache_mb: int,
+    ) -> None:
+        super().__init__()
+        self.generator = generator
+        self.distance = distance
+        self.bank = make_sample_bank(
+            generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(bank_cache_mb) * 2**20
+        )
+        self.rerank_top = int(rerank_top)
+
+    @torch.no_grad()
+    def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
+        bad = non_finite_queries(x)
+        found = nearest_neighbors(
+            searchable(x, bad),
+            self.bank,
+            top_m=self.rerank_top,
+            distance=self.distance if self.rerank_top > 1 else None,
+        )
+        assert found.z is not None, "the bank stores its latents"
+        z = found.z[:, 0]
+        x_hat = self.generator(z)
+        _, loss = self.distance(x, x_hat, None)
+        loss, status = status_and_values(loss.float(), bad)
+        return BatchResult(loss.cpu(), loss.cpu(), z.cpu(), status.cpu())

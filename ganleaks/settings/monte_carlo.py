@@ -1,0 +1,44 @@
+"""Monte-Carlo baseline (Hilprecht et al.): the fraction of k generated samples near the query."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ganleaks.attacks.montecarlo import MonteCarloAttack
+from ganleaks.attacks.nearest_neighbor import make_sample_bank
+from ganleaks.settings.base import AttackEngine, BatchResult, non_finite_queries, searchable, status_and_values
+
+
+class MonteCarloEngine(AttackEngine):
+    """Hilprecht et al.'s baseline: loss = -(fraction of k samples within epsilon of x)."""
+
+    needs_latent_space = False
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        seed: int,
+        *,
+        k: int,
+        chunk_size: int,
+        bank_cache_mb: int,
+        epsilon_rule: str,
+        quantile: float,
+    ) -> None:
+        super().__init__()
+        self.generator = generator
+        bank = make_sample_bank(
+            generator, int(k), seed=int(seed), chunk_size=int(chunk_size), cache_bytes=int(bank_cache_mb) * 2**20
+        )
+        self.attack = MonteCarloAttack(bank, epsilon_rule=epsilon_rule, quantile=float(quantile))
+
+    @torch.no_grad()
+    def prepare(self, queries: Tensor) -> None:
+        self.attack.fit_epsilon(queries[~non_finite_queries(queries)])  # one broken query must not move epsilon
+
+    @torch.no_grad()
+    def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
+        bad = non_finite_queries(x)
+        loss, status = status_and_values(-self.attack.score(searchable(x, bad)).float(), bad)
+        return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())
