@@ -1,15 +1,16 @@
 """``ganleaks.audit``: the attack of ``attack.py`` as one Python call, for notebooks.
 
 The same engine underneath: the attack config is composed from ``conf/`` with Hydra's compose
-API (as ``attack.py`` composes it) and run by :func:`ganleaks.orchestration.run.run_attack`; what the
-user gives as Python objects (a generator module, arrays of records) is handed to it as
-:class:`~ganleaks.victims.user_victims.UserArtefacts` instead of file paths, and checked the same way.
+API (as ``attack.py`` composes it) and run by :func:`ganleaks.orchestration.run.run_attack`. What
+the user gives as files picks the file victims (``victim=generator`` / ``victim=samples``); what
+the user gives as Python objects (a generator module, arrays of records) picks the in-memory
+victims (``victim=python_generator`` / ``victim=python_samples``, :mod:`ganleaks.victims.in_memory`),
+which take the objects themselves and are checked the same way.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import shutil
@@ -85,20 +86,6 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, (str, os.PathLike))
 
 
-def _sample_set_argument(value: Any, name: str, options: str, value_range) -> tuple[str, Any]:
-    """``(config value, records)`` for a sample set given as a path (read by the attack) or an array."""
-    if _is_path(value):
-        return str(value), None
-    from ganleaks.data.user_sets import records_from_array
-
-    return "<array>", records_from_array(value, name=name, value_range=value_range, what=name, options=options)
-
-
-def _override(key: str, value: Any) -> str:
-    """A Hydra override for a plain value (lists and None included)."""
-    return f"{key}={json.dumps(value) if not isinstance(value, str) else value}"
-
-
 def audit(
     setting: str = "whitebox",
     *,
@@ -146,46 +133,46 @@ def audit(
 
     from ganleaks.config_resolvers import register_resolvers
     from ganleaks.data.user_sets import build_query_set, records_from_array
-    from ganleaks.victims.user_victims import UserArtefacts
     from ganleaks.workflows import attack
 
     if (generator is None) == (samples is None) and discriminator is None:
         raise ValueError("give the model to audit: generator=G (a module or weights file) or samples=... (not both)")
     if members is None or nonmembers is None:
         raise ValueError("give the records to query: members=... (trained on) and nonmembers=... (held out)")
-    kind = "samples" if samples is not None else "generator"
-    artefacts = UserArtefacts()
-    group_overrides = [f"setting={setting}", f"victim={kind}", "logger=[]"]
-    values: dict[str, Any] = {}
     if _is_path(members) != _is_path(nonmembers):
         raise ValueError("give members and nonmembers the same way: both paths, or both arrays / tensors")
+    victim: dict[str, Any] = {}  # Python objects the victim's class takes
+    reference: dict[str, Any] = {}  # and the calibration reference's
+    values: dict[str, Any] = {}
     if _is_path(members):
         values.update({"queries.members": str(members), "queries.nonmembers": str(nonmembers)})
         if value_range is not None:
             values["queries.value_range"] = list(value_range)
     else:
-        artefacts.query_set = build_query_set(
+        victim["queries"] = build_query_set(
             records_from_array(members, name="members", value_range=value_range, what="members"),
             records_from_array(nonmembers, name="nonmembers", value_range=value_range, what="nonmembers"),
         )
-    if kind == "samples":
-        values["victim.path"], artefacts.samples = _sample_set_argument(samples, "samples", "victim", value_range)
+    if samples is not None:
+        kind = "samples" if _is_path(samples) else "python_samples"
+        if _is_path(samples):
+            values["victim.path"] = str(samples)
+        else:
+            victim["samples"] = records_from_array(samples, name="samples", value_range=value_range, what="samples",
+                                                   options="victim")  # fmt: skip
     else:
-        values.update(
-            {
-                "victim.output_range": list(output_range),
-                "victim.latent_distribution": latent_distribution,
-                "victim.latent_dim": latent_dim,
-            }
-        )
-        _model_argument(generator, "generator", values, artefacts, latent_dim, output_range, latent_distribution)
-        _model_argument(discriminator, "discriminator", values, artefacts, latent_dim, output_range,
-                        latent_distribution)  # fmt: skip
+        kind = _generator_victim(generator, discriminator, values, victim, latent_dim)
+        values.update({"victim.output_range": list(output_range), "victim.latent_distribution": latent_distribution})
+    group_overrides = [f"setting={setting}", f"victim={kind}", "logger=[]"]
     if calibration is not None:
         group_overrides.append("calibration=samples")
-        values["calibration.path"], artefacts.reference_samples = _sample_set_argument(
-            calibration, "calibration", "calibration", value_range
-        )
+        if _is_path(calibration):
+            values["calibration.path"] = str(calibration)
+        else:
+            values["calibration.path"] = "<array>"
+            values["calibration.reference._target_"] = "ganleaks.victims.in_memory.InMemorySampleSetVictim"
+            reference["samples"] = records_from_array(calibration, name="calibration", value_range=value_range,
+                                                      what="calibration", options="calibration")  # fmt: skip
     for key, value in overrides.items():
         if key in GROUPS or key in ("victim", "calibration"):
             group_overrides.append(f"{key}={value}")
@@ -202,7 +189,7 @@ def audit(
             for key, value in values.items():
                 OmegaConf.update(cfg, key, value, merge=True, force_add=True)
         run_dir.mkdir(parents=True, exist_ok=True)
-        metrics = attack(cfg, run_dir, artefacts=artefacts)
+        metrics = attack(cfg, run_dir, objects={"victim": victim, "reference": reference})
         scores = _read_rows(run_dir / "scores.csv", ("victim_loss", "reference_loss", "score"))
         exposed = _read_rows(run_dir / "most_exposed.csv", ("score", "loss", "nonmember_percentile"))
     finally:
@@ -211,32 +198,27 @@ def audit(
     return AuditResult(metrics, scores, exposed, run_dir if keep else None)
 
 
-def _model_argument(value, part, values, artefacts, latent_dim, output_range, latent_distribution) -> None:
-    """A generator / discriminator given as a weights file (its config keys) or a module (wrapped and checked)."""
-    if value is None:
-        if part == "generator":
-            values["victim.weights"] = None
-        return
-    if _is_path(value):
-        values["victim.weights" if part == "generator" else "victim.discriminator_weights"] = str(value)
-        return
+def _generator_victim(generator, discriminator, values: dict, victim: dict, latent_dim: int | None) -> str:
+    """The victim config for a generator (and discriminator): files by path, modules as objects."""
     from torch import nn
 
-    from ganleaks.victims.external_networks import ExternalDiscriminator, ExternalGenerator
-
-    if not isinstance(value, nn.Module):
-        raise TypeError(f"{part}= must be a torch.nn.Module or a weights file path, got {type(value).__name__}")
-    if part == "discriminator":
-        artefacts.discriminator = value if isinstance(value, ExternalDiscriminator) else value.eval()
-        values["victim.discriminator"] = {"_target_": f"{type(value).__module__}.{type(value).__qualname__}"}
-        return
-    if not isinstance(value, ExternalGenerator):
-        dim = latent_dim if latent_dim is not None else getattr(value, "latent_dim", None)
-        if dim is None:
-            raise ValueError("give latent_dim= (the size of the latent your generator takes)")
-        values["victim.latent_dim"] = int(dim)
-        artefacts.generator = value  # wrapped and checked once the queries' shape is known (UserModel.networks)
-    else:
-        artefacts.generator = value
-        values["victim.latent_dim"] = value.latent_dim
-    values["victim.generator"] = {"_target_": f"{type(value).__module__}.{type(value).__qualname__}"}
+    given = [net for net in (generator, discriminator) if net is not None]
+    if all(_is_path(net) for net in given):
+        values["victim.weights"] = None if generator is None else str(generator)
+        if discriminator is not None:
+            values["victim.discriminator_weights"] = str(discriminator)
+        if latent_dim is not None:
+            values["victim.latent_dim"] = int(latent_dim)
+        return "generator"
+    for part, net in (("generator", generator), ("discriminator", discriminator)):
+        if net is not None and not isinstance(net, nn.Module):
+            raise TypeError(
+                f"{part}= must be a torch.nn.Module (both networks given as modules) or a weights file path, "
+                f"got {type(net).__name__}"
+            )
+    dim = latent_dim if latent_dim is not None else getattr(generator, "latent_dim", None)
+    if generator is not None and dim is None:
+        raise ValueError("give latent_dim= (the size of the latent your generator takes)")
+    values["victim.latent_dim"] = None if dim is None else int(dim)
+    victim.update(generator=generator, discriminator=discriminator)
+    return "python_generator"

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from ganleaks.config_checks import check_attack_config, check_train_config
 from ganleaks.config_resolvers import register_resolvers
 from ganleaks.data import TrainingSet
-from ganleaks.data.loading import load_sample_set, prepare_split, recorded_data_config, write_trained_on
+from ganleaks.data.loading import load_sample_set, prepare_split, write_trained_on
 from ganleaks.third_party_output import silence_third_party_noise
 
 log = logging.getLogger(__name__)
@@ -88,46 +87,26 @@ def _overridden_keys(overrides: Sequence[str]) -> set[str]:
 
 
 def with_victim_data(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
-    """``cfg`` with the ``data`` settings the victim was trained with, when the user named the victim.
+    """``cfg`` as the victim's kind adapts it to what the command line set (:meth:`Victim.adapt_config`).
 
-    An attack given ``victim.run_dir=PATH`` on the command line attacks that training run, which
-    records its data settings (``trained_on.json``; older runs: their Hydra ``config.yaml``): they
-    replace the composed ``data`` (the default data) unless the command line also sets ``data=...``
-    or a ``data.*`` key, which then stands (and is refused later if it does not fit the victim). A
-    victim folder found from the overrides (the default ``victim.run_dir``) is named by those same
-    data settings, so nothing is taken from it.
+    A training run named with ``victim.run_dir=PATH``, say, brings the data settings it was trained with.
 
     Args:
         cfg: the composed attack config (not modified).
         overrides: the command line's overrides (``HydraConfig.get().overrides.task``).
     """
-    keys = _overridden_keys(overrides)
-    if "victim.run_dir" not in keys:
-        return cfg
-    victim_dir = Path(cfg.victim.run_dir)
-    given = sorted(key for key in keys if key == "data" or key.startswith("data."))
-    if given:
-        log.info("data settings from the command line (%s), not from the victim's record", ", ".join(given))
-        return cfg
-    recorded = recorded_data_config(victim_dir)
-    if recorded is None:
-        log.info("data settings: %s records none; using data=%s", victim_dir, cfg.data.get("name"))
-        return cfg
-    data, source = recorded
-    cfg = copy.deepcopy(cfg)
-    with open_dict(cfg):
-        cfg.data = data
-    log.info("data settings from the victim's record %s (data=%s)", source, data.get("name"))
-    return cfg
+    from ganleaks.victims.base import victim_class
+
+    return victim_class(cfg.victim).adapt_config(cfg, _overridden_keys(overrides))
 
 
-def attack(cfg: DictConfig, out_dir: str | Path, overrides: Sequence[str] | None = None, artefacts=None) -> dict:
-    """Run the attack ``cfg`` describes against ``cfg.victim.run_dir``; outputs go to ``out_dir``.
+def attack(cfg: DictConfig, out_dir: str | Path, overrides: Sequence[str] | None = None, objects=None) -> dict:
+    """Run the attack ``cfg`` describes against the victim ``cfg.victim`` builds; outputs go to ``out_dir``.
 
-    ``overrides``: the command line's overrides; when they name ``victim.run_dir``, the victim's own
-    data settings are used (see :func:`with_victim_data`). None (a config composed in code): ``cfg``
-    as it is. ``artefacts``: a user's victim and queries given as Python objects
-    (:class:`~ganleaks.victims.user_victims.UserArtefacts`, from ``ganleaks.audit``).
+    ``overrides``: the command line's overrides, which the victim's kind may adapt the config to
+    (see :func:`with_victim_data`). None (a config composed in code): ``cfg`` as it is.
+    ``objects``: Python objects per role that the victims' classes take by name
+    (``{"victim": {"generator": G}}``, from ``ganleaks.audit``).
     """
     from ganleaks.orchestration.run import run_attack
 
@@ -136,4 +115,4 @@ def attack(cfg: DictConfig, out_dir: str | Path, overrides: Sequence[str] | None
     check_attack_config(cfg)  # numbers and choices by key name, before seeding or reading anything
     silence_third_party_noise()
     pl.seed_everything(cfg.seed, workers=True)
-    return run_attack(cfg, Path(out_dir), artefacts)
+    return run_attack(cfg, Path(out_dir), objects)

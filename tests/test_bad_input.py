@@ -24,12 +24,13 @@ from omegaconf import open_dict
 from PIL import Image
 
 from ganleaks.data import MembershipSplit, SplitError, make_split, save_manifest
+from ganleaks.data.queries import select_queries
 from ganleaks.data.sources import load_digits
 from ganleaks.distances.distance import LPIPSWeightsMissingError
+from ganleaks.errors import AttackConfigError
 from ganleaks.models.privacy import UnsupportedPrivacyError
 from ganleaks.models.training import CheckpointError
-from ganleaks.orchestration.calibration import ReferenceOverlapError
-from ganleaks.orchestration.plan import AttackConfigError, select_queries
+from ganleaks.victims.training_run import ReferenceOverlapError
 from ganleaks.workflows import attack, train
 from tests.conftest import CONF, TINY, attack_overrides, compose_app
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ganleaks.data import load_manifest
-from ganleaks.orchestration.calibration import ReferenceOverlapError
+from ganleaks.victims.training_run import ReferenceOverlapError
 from ganleaks.workflows import attack
 from tests.conftest import attack_overrides, compose_app
 

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ganleaks.data import PARTS, SampleSet, SplitError, load_manifest, make_split
+from ganleaks.data.queries import select_queries
 from ganleaks.data.sources import load_digits
 from ganleaks.models import load_discriminator
 from ganleaks.orchestration.calibration import align_by_id, calibrated_loss
-from ganleaks.orchestration.plan import select_queries
 from ganleaks.orchestration.runner import read_batches, score_queries, write_batch
 from ganleaks.settings import BatchResult, DiscriminatorEngine
 

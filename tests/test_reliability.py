@@ -25,12 +25,12 @@ import ganleaks.orchestration.run as audit
 import ganleaks.orchestration.runner as runner
 from ganleaks.data.sources import load_digits
 from ganleaks.distances.distance import ReconstructionDistance
+from ganleaks.errors import AttackConfigError
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.models import load_discriminator, load_generator
 from ganleaks.models.export import save_network
 from ganleaks.models.modules.dcgan import DCGANModule
 from ganleaks.models.training import CheckpointError
-from ganleaks.orchestration.plan import AttackConfigError
 from ganleaks.settings.base import build_engine
 from ganleaks.workflows import attack, train
 from tests.conftest import TINY, attack_overrides, compose_app

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from ganleaks.orchestration.plan import AttackConfigError
+from ganleaks.errors import AttackConfigError
 from ganleaks.victims.external_networks import ExternalModelError
 from tests.conftest import compose_app
 from tests.userpkg.nets import Discriminator, Generator, LookupGenerator

@@ -1,9 +1,10 @@
 """Every fact an attack depends on, checked once, before any model is loaded or any query scored.
 
-:func:`check_inputs` reads what the run folders record (JSON, manifests; no weights) and returns
-an :class:`AttackPlan`: the queries, and for each model to score (the victim, and the reference
-model when calibrating) its run folder, setting, engine class and batch folder. Loading, scoring
-and writing trust the plan and check none of these facts again.
+:func:`plan_attack` asks the victim (and the calibration reference) what it owns (see
+:mod:`ganleaks.victims`), checks what the attack itself owns (the setting's keys, the distance,
+the resume key of finished batches), and returns an :class:`AttackPlan`: the queries, and for each
+model to score its setting, engine class and batch folder. Loading, scoring and writing trust the
+plan and check none of these facts again.
 """
 
 from __future__ import annotations
@@ -11,21 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from ganleaks.data.loading import load_sample_set, read_trained_on
 from ganleaks.data.sample_set import SampleSet
-from ganleaks.data.split import MembershipSplit, load_manifest
+from ganleaks.errors import AttackConfigError
 from ganleaks.io import UnsafeFileError, atomic_write_text, load_weights_only
-from ganleaks.models.export import read_network_spec
-from ganleaks.orchestration.calibration import check_reference_run
 from ganleaks.settings.base import SETTING_LABELS, AttackEngine, engine_arguments, engine_class
+from ganleaks.victims.base import Victim, build_victim
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +38,18 @@ REFERENCE_ATTACKS = ("whitebox", "setting")
 RESUME_KEY_NAME = "attack_key.json"
 
 
-class AttackConfigError(ValueError):
-    """An attack configuration that cannot work with this victim or data."""
-
-
 @dataclass
 class ModelRun:
     """One model that every query is scored against.
 
     Attributes:
         role: ``"victim"`` or ``"reference"``.
-        run_dir: its training run folder.
+        run_dir: what the model is (its run folder, weights file or sample set), for messages and records.
         setting: the ``conf/setting`` node whose engine runs on it.
         engine_class: the class that node names.
         batch_dir: where its finished batches live (resumable).
         resume_key: what those batches depend on (:func:`resume_key`).
-        user: for a victim the user brought (:mod:`.user_victims`), how its networks are built
-            (a ``UserModel``); ``run_dir`` then names its sample set or weights file. None: a
-            training run of ours, loaded from ``run_dir``.
+        victim: the model (:class:`~ganleaks.victims.base.Victim`): it loads the networks.
     """
 
     role: str
@@ -65,7 +58,7 @@ class ModelRun:
     engine_class: type[AttackEngine]
     batch_dir: Path
     resume_key: dict
-    user: Any = None
+    victim: Victim
 
 
 @dataclass
@@ -73,13 +66,13 @@ class AttackPlan:
     """What the checks established: the queries and the models to score them against.
 
     Attributes:
-        sample_set: the attacked data.
+        sample_set: the attacked records.
         ids: ``(2n,)`` sorted query ids; labels ``(2n,)`` (1 = member); queries ``(2n, *shape)``.
         runs: ``"victim"``, and ``"reference"`` when calibrating (in scoring order).
         reference_attack: ``"whitebox"`` or ``"setting"`` (calibration only).
         query_names: the user's string id of each query (in the order of ``ids``), written to
             ``scores.csv``; None: the integer ids are the names (a training run's split).
-        facts: what the run's facts say instead of the config's data / model (a user's victim).
+        facts: what the victim says about itself (``Victim.facts``): the run's facts.
     """
 
     sample_set: SampleSet
@@ -89,99 +82,61 @@ class AttackPlan:
     runs: dict[str, ModelRun]
     reference_attack: str | None = None
     query_names: list[str] | None = None
-    facts: dict | None = None
+    facts: dict = field(default_factory=dict)
 
 
-def check_inputs(cfg: DictConfig, out_dir: Path) -> AttackPlan:
-    """Check each fact the attack ``cfg`` depends on once, and plan it; nothing is loaded or written.
+def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[str, Any]] | None = None) -> AttackPlan:
+    """Check each fact the attack ``cfg`` depends on once, and plan it; nothing is scored or written.
+
+    The victim (``cfg.victim``) and the calibration reference (``cfg.calibration.reference``) are
+    built from their nodes (:func:`~ganleaks.victims.base.build_victim`) and asked what only they
+    know: whether they can serve the setting, the queries, whether the reference may have seen a
+    query, whether their recorded shapes fit, their identity.
+
+    Args:
+        cfg: the attack config.
+        out_dir: the attack's run folder.
+        objects: Python objects per role (``{"victim": {"generator": G}, "reference": {...}}``),
+            passed to the victims' classes by name (``ganleaks.audit``).
 
     Raises (each with what to do): :class:`AttackConfigError`, ``FileNotFoundError`` (no victim,
     reference or exported network), ``SplitError`` (the data changed since the split),
     ``ReferenceOverlapError``, ``LPIPSWeightsMissingError``.
     """
-    check_no_user_queries(cfg)
-    victim_dir = Path(cfg.victim.run_dir)
+    objects = objects or {}
     victim_class = engine_class(cfg.setting)
     check_setting_keys(cfg.setting, victim_class, "setting")
-    check_model_folder(victim_dir, victim_class, "victim")
-    sample_set = load_sample_set(cfg.data)
-    check_network_specs(cfg, victim_dir, victim_class, sample_set, "victim")
-    manifest = load_manifest(victim_dir, sample_set)  # same data, same preprocessing (fingerprint)
-    ids, labels = _check_victim_training(cfg, victim_dir, manifest)
-    models = {"victim": (victim_dir, cfg.setting, victim_class)}
+    victim = build_victim(cfg.victim, "victim", objects.get("victim"))
+    victim.check_serves(victim_class, cfg.setting.get("name"))
+    queries = victim.queries(cfg.attack.num_queries, cfg.seed)
+    victim.check_fits(victim_class, queries)
+    models: dict[str, tuple[Victim, DictConfig, type[AttackEngine]]] = {"victim": (victim, cfg.setting, victim_class)}
     reference_attack = None
     if cfg.calibration.enabled:
-        reference_dir = Path(cfg.calibration.reference_run_dir)
+        reference = build_victim(cfg.calibration.reference, "reference", objects.get("reference"))
         reference_setting, reference_attack = reference_plan(cfg, victim_class)
         reference_class = engine_class(reference_setting)
         if reference_attack == "whitebox":  # otherwise the victim's setting, checked above
             check_setting_keys(reference_setting, reference_class, "calibration.reference_setting")
-        check_model_folder(reference_dir, reference_class, "reference")
-        check_reference_run(reference_dir, ids, sample_set)
-        check_network_specs(cfg, reference_dir, reference_class, sample_set, "reference")
-        models["reference"] = (reference_dir, reference_setting, reference_class)
+        reference.check_disjoint(queries)  # first: a reference that may have seen a query is never used
+        reference.check_serves(reference_class, reference_setting.get("name"), f"calibration={cfg.calibration.name}")
+        reference.check_fits(reference_class, queries)
+        models["reference"] = (reference, reference_setting, reference_class)
     if any(cls.reconstructs for _, _, cls in models.values()):
-        check_distance(cfg, sample_set)
-    runs = {role: _model_run(cfg, out_dir, role, *model, manifest.fingerprint) for role, model in models.items()}
+        check_distance(cfg, queries.sample_set)
+    runs = {role: _model_run(cfg, out_dir, role, *model, queries.fingerprint) for role, model in models.items()}
     for run in runs.values():
         check_resumable(run.batch_dir, run.resume_key)
-    queries = sample_set.data[sample_set.positions(ids)]
-    return AttackPlan(sample_set, ids, labels, queries, runs, reference_attack)
-
-
-def check_no_user_queries(cfg: DictConfig) -> None:
-    """A training run's victim is queried from its own split: refuse ``queries.members`` given beside it."""
-    given = [f"queries.{k}" for k in ("members", "nonmembers") if OmegaConf.select(cfg, f"queries.{k}") is not None]
-    if given:
-        raise AttackConfigError(
-            f"{' and '.join(given)} given, but victim=run (the default) queries the training run's own split: "
-            "to attack your own artefacts choose victim=samples (a generated sample set, victim.path=...) or "
-            "victim=generator (your generator, victim.generator._target_=... victim.weights=...)"
-        )
-
-
-def select_queries(manifest: MembershipSplit, num_queries: int | None, seed: int) -> tuple[Tensor, Tensor]:
-    """Members and non-members to query, ``num_queries`` of each (default: every non-member).
-
-    Returns:
-        ``ids (2n,)`` sorted, and ``labels (2n,)`` (1 = member).
-    """
-    members, nonmembers = manifest.ids("members"), manifest.ids("nonmembers")
-    if len(nonmembers) == 0:
-        raise AttackConfigError("the victim's split has no non-members to query; train with data.nonmember_size > 0")
-    return choose_queries(members, nonmembers, num_queries, seed)
-
-
-def choose_queries(
-    members: Tensor, nonmembers: Tensor, num_queries: int | None, seed: int, balanced: bool = True, where: str = ""
-) -> tuple[Tensor, Tensor]:
-    """``num_queries`` seeded members and non-members (``None``: as many of each as ``balanced`` allows).
-
-    ``balanced``: ``None`` takes every non-member and as many members (a split's parts); otherwise
-    every member and every non-member (a user's query sets, which may differ in size).
-
-    Returns:
-        ``ids (m,)`` sorted, and ``labels (m,)`` (1 = member).
-    """
-    where = where or "the victim's split"
-    most = min(len(members), len(nonmembers))
-    if num_queries is None and not balanced:
-        n_members, n_nonmembers = len(members), len(nonmembers)
-    else:
-        n = most if num_queries is None else int(num_queries)
-        if n < 1 or n > most:
-            raise AttackConfigError(
-                f"attack.num_queries={num_queries} but {where} has {len(members)} members and "
-                f"{len(nonmembers)} non-members; choose 1..{most} (or null for all)"
-            )
-        n_members = n_nonmembers = n
-    rng = torch.Generator().manual_seed(int(seed))
-    chosen_members = members[torch.randperm(len(members), generator=rng)[:n_members]]
-    chosen_nonmembers = nonmembers[torch.randperm(len(nonmembers), generator=rng)[:n_nonmembers]]
-    ids = torch.cat([chosen_members, chosen_nonmembers])
-    labels = torch.cat([torch.ones(n_members, dtype=torch.int64), torch.zeros(n_nonmembers, dtype=torch.int64)])
-    order = torch.argsort(ids)
-    return ids[order], labels[order]
+    return AttackPlan(
+        queries.sample_set,
+        queries.ids,
+        queries.labels,
+        queries.data,
+        runs,
+        reference_attack,
+        query_names=queries.names,
+        facts=victim.facts(),
+    )
 
 
 def reference_plan(cfg: DictConfig, victim_class: type[AttackEngine]) -> tuple[DictConfig, str]:
@@ -234,84 +189,6 @@ def check_setting_keys(setting: DictConfig, cls: type[AttackEngine], where: str)
         )
 
 
-def _needed_parts(cls: type[AttackEngine]) -> list[str]:
-    needs = {"generator": cls.needs_generator, "discriminator": cls.needs_discriminator}
-    return [part for part, needed in needs.items() if needed]
-
-
-def check_model_folder(run_dir: Path, cls: type[AttackEngine], role: str) -> None:
-    """The training run folder exists and exported the networks the engine needs."""
-    if role == "reference" and not any((run_dir / f"{part}.json").is_file() for part in ("generator", "discriminator")):
-        raise FileNotFoundError(
-            f"no trained reference model in {run_dir}. Train it on the split's reference part, e.g. "
-            "`python train.py data.part=reference model=<setting.reference_model>` with the same data and "
-            "seed overrides, or set calibration.reference_run_dir, or use calibration=none"
-        )
-    if not run_dir.is_dir():
-        raise FileNotFoundError(
-            f"victim run folder {run_dir} does not exist. Train it first with the same overrides "
-            "(e.g. `python train.py data.train_size=...`), or point victim.run_dir=PATH at a training run"
-        )
-    for part in _needed_parts(cls):
-        if not (run_dir / f"{part}.json").is_file():
-            raise FileNotFoundError(
-                f"{run_dir} has no exported {part} ({part}.json / {part}.safetensors): the training run did not "
-                "finish, or this setting needs a model part the publisher did not release. Re-run the same "
-                "train.py command to finish it"
-            )
-
-
-def check_network_specs(
-    cfg: DictConfig, run_dir: Path, cls: type[AttackEngine], sample_set: SampleSet, role: str
-) -> None:
-    """The data shape (and, for a victim found from the overrides, the latent size) its networks record."""
-    for part in _needed_parts(cls):
-        spec = read_network_spec(run_dir, part)
-        if tuple(spec["data_shape"]) != tuple(sample_set.shape):
-            raise AttackConfigError(
-                f"the {role} in {run_dir} was trained on {spec['data_kind']} data of shape "
-                f"{tuple(spec['data_shape'])}, but {sample_set.name} is loaded now with shape "
-                f"{tuple(sample_set.shape)}: attack with the data config the {role} was trained with (same "
-                "data=..., data.source.resolution, ...)"
-            )
-        latent_dim = cfg.model.get("latent_dim")
-        # Only when the folder was found from the overrides: its name does not encode the latent size.
-        if (
-            role == "victim"
-            and OmegaConf.is_interpolation(cfg.victim, "run_dir")
-            and latent_dim is not None
-            and int(spec["latent_dim"]) != int(latent_dim)
-        ):
-            raise AttackConfigError(
-                f"the victim found in {run_dir} has latent_dim {spec['latent_dim']}, but this attack says "
-                f"model.latent_dim={latent_dim}: the run folder name does not encode the latent size, so this "
-                "is another victim. Drop the override, or train yours into its own hydra.run.dir and pass "
-                "victim.run_dir=PATH"
-            )
-
-
-def _check_victim_training(cfg: DictConfig, victim_dir: Path, manifest: MembershipSplit) -> tuple[Tensor, Tensor]:
-    """The victim trained on its members (or, for a null control, on none of the queries); the queries."""
-    trained = read_trained_on(victim_dir)
-    null_control = bool(cfg.attack.null_control)
-    if trained.get("part") != "members" and not null_control:
-        raise AttackConfigError(
-            f"{victim_dir} is a model trained on the {trained.get('part')!r} part, not a victim: point "
-            "victim.run_dir at a run trained with data.part=members (a reference model belongs in "
-            "calibration.reference_run_dir), or set attack.null_control=true to measure the attack's "
-            "chance level on a model that never saw the queries"
-        )
-    ids, labels = select_queries(manifest, cfg.attack.num_queries, cfg.seed)
-    if null_control:
-        seen = torch.isin(ids, torch.tensor(trained.get("ids", []), dtype=torch.int64))
-        if seen.any():
-            raise AttackConfigError(
-                f"attack.null_control=true needs a model that never saw the queries, but {victim_dir} trained on "
-                f"{int(seen.sum())} of them; use a model trained with data.part=reference"
-            )
-    return ids, labels
-
-
 def check_distance(cfg: DictConfig, sample_set: SampleSet) -> None:
     """The configured distance applies to this data, and its LPIPS backbone (if any) is safe to load."""
     if not cfg.distance.get("lpips_weight", 0):
@@ -348,32 +225,31 @@ def _model_run(
     cfg: DictConfig,
     out_dir: Path,
     role: str,
-    run_dir: Path,
+    victim: Victim,
     setting: DictConfig,
     cls: type[AttackEngine],
     fingerprint: str,
 ) -> ModelRun:
     shared = role == "reference" and bool(cfg.calibration.get("cache_dir"))
-    key = resume_key(cfg, setting, cls.reconstructs, run_dir, fingerprint, per_query=shared)
+    key = resume_key(cfg, setting, cls.reconstructs, victim.identity(cls), fingerprint, per_query=shared)
     batch_dir = _shared_batch_dir(cfg.calibration.cache_dir, key) if shared else out_dir / "batches" / role
-    return ModelRun(role, run_dir, setting, cls, batch_dir, key)
+    return ModelRun(role, Path(victim.label), setting, cls, batch_dir, key, victim)
 
 
 def resume_key(
     cfg: DictConfig,
     setting: DictConfig,
     reconstructs: bool,
-    run_dir: Path,
+    identity: dict,
     fingerprint: str,
     per_query: bool = False,
-    model_sha256: dict | None = None,
 ) -> dict:
     """What the finished batches of one model depend on: a batch folder with another key is not reused.
 
+    ``identity``: the model's content fingerprint (:meth:`~ganleaks.victims.base.Victim.identity`).
     ``per_query``: the key of a shared reference cache, whose rows are keyed by query id and so do not
     depend on how many queries an attack asks (nor on the folder name of the reference model, which
-    its weights' hashes identify). ``model_sha256``: the model's hashes when it is not a run folder
-    of ours (a user's weights file or sample set: :mod:`.user_victims`); else its ``*.safetensors``.
+    its weights' hashes identify).
     """
     container = OmegaConf.to_container(setting, resolve=True)
     assert isinstance(container, dict)  # a setting is a mapping
@@ -384,11 +260,7 @@ def resume_key(
         "num_queries": cfg.attack.num_queries,
         "distance": OmegaConf.to_container(cfg.distance, resolve=True) if reconstructs else None,
         "dataset_fingerprint": fingerprint,
-        "model_sha256": model_sha256
-        if model_sha256 is not None
-        else {
-            path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(run_dir.glob("*.safetensors"))
-        },
+        "model_sha256": identity,
     }
     if per_query:
         del key["num_queries"]

@@ -1,14 +1,16 @@
 """One membership-inference audit: check the inputs, load the models, score the queries, write the outputs.
 
 :func:`run_attack` is the whole path of ``python attack.py``; each step lives in its own module:
-:mod:`.preflight` (every fact checked once), :mod:`.engines` (one class per setting),
-:mod:`.runner` (resumable batches through Lightning), :mod:`.outputs` (files and loggers).
+:mod:`.plan` (every fact checked once, the victim's by the victim), :mod:`ganleaks.settings` (one
+engine class per setting), :mod:`.runner` (resumable batches through Lightning), :mod:`.outputs`
+(files and loggers).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,37 +19,35 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ganleaks.attacks.nearest_neighbor import NonFiniteOutputError
+from ganleaks.data.queries import Queries
+from ganleaks.errors import AttackConfigError
 from ganleaks.evaluation.estimates import format_estimate
 from ganleaks.evaluation.metrics import membership_metrics
-from ganleaks.models import load_discriminator, load_generator
 from ganleaks.orchestration.calibration import align_by_id, calibrated_loss
 from ganleaks.orchestration.outputs import QueryScores, Reconstructions, write_outputs
-from ganleaks.orchestration.plan import AttackConfigError, AttackPlan, ModelRun, check_inputs, claim_batch_dir
+from ganleaks.orchestration.plan import AttackPlan, ModelRun, claim_batch_dir, plan_attack
 from ganleaks.orchestration.run_record import attack_facts
 from ganleaks.orchestration.runner import score_queries
 from ganleaks.settings.base import AttackEngine, build_engine
-from ganleaks.victims.output_checks import check_discriminator_outputs, check_generator_outputs
-from ganleaks.victims.user_victims import UserArtefacts, is_user_victim, plan_user_attack
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AttackConfigError", "run_attack"]
 
 
-def run_attack(cfg: DictConfig, out_dir: str | Path, artefacts: UserArtefacts | None = None) -> dict:
-    """Attack the victim ``cfg.victim`` names as ``cfg.setting`` says; write the outputs into ``out_dir``.
+def run_attack(cfg: DictConfig, out_dir: str | Path, objects: Mapping[str, Mapping[str, Any]] | None = None) -> dict:
+    """Attack the victim ``cfg.victim`` describes as ``cfg.setting`` says; write the outputs into ``out_dir``.
 
-    ``victim=run`` (the default) attacks ``cfg.victim.run_dir``; ``victim=samples`` /
-    ``victim=generator`` the user's artefacts (:mod:`.user_victims`), which ``artefacts`` may give
-    as Python objects instead of files (``ganleaks.audit``).
+    The victim is whatever its node builds (:mod:`ganleaks.victims`: a training run, the user's
+    generator or sample set, objects given in Python); ``objects`` holds those Python objects per
+    role (``{"victim": {...}, "reference": {...}}``, from ``ganleaks.audit``).
 
     Returns:
         The metrics (``{}`` in a DDP process other than rank 0, which writes nothing).
     """
     started = time.time()
     out_dir = Path(out_dir)
-    # Nothing is loaded, scored or written before every check passed.
-    plan = plan_user_attack(cfg, out_dir, artefacts) if is_user_victim(cfg) else check_inputs(cfg, out_dir)
+    plan = plan_attack(cfg, out_dir, objects)  # nothing is loaded, scored or written before every check passed
     engines = _load_engines(cfg, plan)  # every model before any scoring: a bad reference fails early
     rows, rank = _score(cfg, plan, engines)
     if rank != 0:
@@ -78,22 +78,10 @@ def _load_engines(cfg: DictConfig, plan: AttackPlan) -> dict[str, AttackEngine]:
 
 
 def _load_engine(cfg: DictConfig, run: ModelRun, plan: AttackPlan, distance) -> AttackEngine:
-    """The engine of ``run`` over the networks it needs, refused if they give non-finite outputs."""
-    sample_set = plan.sample_set
-    generator = discriminator = None
-    if run.user is not None:  # the user's networks or sample set: checked as they load (models/external.py)
-        generator, discriminator = run.user.networks(run.engine_class, plan.queries)
-        return build_engine(run.setting, generator, discriminator, distance, cfg.seed)
-    try:
-        if run.engine_class.needs_generator:
-            generator = load_generator(run.run_dir)
-            check_generator_outputs(generator, run.run_dir, f"{run.role} generator")
-        if run.engine_class.needs_discriminator:
-            discriminator = load_discriminator(run.run_dir)
-            check_discriminator_outputs(discriminator, sample_set.data, run.run_dir, f"{run.role} discriminator")
-    except NonFiniteOutputError as error:
-        raise AttackConfigError(str(error)) from None
-    return build_engine(run.setting, generator, discriminator, distance, cfg.seed)
+    """The engine of ``run`` over the networks its victim loads (and checks) for it."""
+    queries = Queries(plan.sample_set, plan.ids, plan.labels, plan.queries, "", plan.query_names)
+    networks = run.victim.networks(run.engine_class, queries)
+    return build_engine(run.setting, networks.generator, networks.discriminator, distance, cfg.seed)
 
 
 def _score(cfg: DictConfig, plan: AttackPlan, engines: dict[str, AttackEngine]) -> tuple[dict[str, dict], int]:
@@ -130,9 +118,7 @@ def _metrics(cfg: DictConfig, plan: AttackPlan, scores: QueryScores, out_dir: Pa
     metrics = membership_metrics(scores.score, scores.labels)
     reference = plan.runs.get("reference")
     reference_dir = None if reference is None else reference.run_dir
-    metrics.update(_run_facts(cfg, plan.runs["victim"].run_dir, reference_dir, scores.status, seconds))
-    if plan.facts:  # a user's victim: its queries and model, not the config's data / model defaults
-        metrics.update(plan.facts)
+    metrics.update(_run_facts(cfg, plan.facts, reference_dir, scores.status, seconds))
     if reference is not None:
         metrics.update(
             reference_attack=plan.reference_attack,
@@ -166,10 +152,10 @@ def _recorded_path(path: Path, out_dir: Path) -> str:
         return str(path)
 
 
-def _run_facts(cfg, victim_dir, reference_dir, status, seconds) -> dict:
+def _run_facts(cfg, victim_facts, reference_dir, status, seconds) -> dict:
     """What was attacked and how (run_record.attack_facts, the record the report reads), and how it went."""
     return {
-        **attack_facts(cfg, victim_dir, reference_dir),
+        **attack_facts(cfg, victim_facts, reference_dir),
         "n_failed": int((status != 0).sum()),
         "wall_seconds": round(seconds, 2),
     }

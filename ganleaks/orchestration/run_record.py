@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 RUN_RECORD_NAME = "run.json"
 HYDRA_SUBDIR = ".hydra"
 RECORD_VERSION = 2  # 2: with "facts"
-PRIVACY_NAME = "privacy.json"  # a DP victim's budget, written by training
-TRAINED_ON_NAME = "trained_on.json"  # ganleaks.data.loading's name, not imported from there (it loads torch)
 # The facts of an attack, in this order; k only where the setting has one, epsilon / delta /
 # noise_multiplier only for a victim trained with DP.
 FACT_KEYS = (
@@ -49,44 +47,26 @@ FACT_KEYS = (
 )
 
 
-def _read_object(path: Path) -> dict:
-    """The JSON object in ``path``; empty when missing or unreadable (with a warning)."""
-    if not path.is_file():
-        return {}
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        log.warning("cannot read %s (%s); ignoring it", path, error)
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def attack_facts(cfg: DictConfig, victim_dir: Path, reference_dir: Path | None) -> dict:
-    """What an attack ran on and with (``FACT_KEYS``), from its config and the victim's own records.
-
-    The victim's model name comes from its ``trained_on.json`` when it recorded one (a victim named by
-    ``victim.run_dir=PATH`` need not match ``model=``), its privacy budget from its ``privacy.json``.
+def attack_facts(cfg: DictConfig, victim_facts: dict, reference_dir: Path | str | None) -> dict:
+    """What an attack ran on and with (``FACT_KEYS``): the setting's and the config's facts, and what
+    the victim says about itself (:meth:`~ganleaks.victims.base.Victim.facts`: where it is, its data,
+    model, training-set size and privacy statement).
     """
-    victim_dir = Path(victim_dir)
-    budget = _read_object(victim_dir / PRIVACY_NAME)
     facts = {
         "setting": cfg.setting.name,
         "k": cfg.setting.get("k"),
         "calibration": cfg.calibration.name,
         "distance": cfg.distance.name,
-        "victim_run_dir": str(victim_dir),
+        "victim_run_dir": victim_facts.get("victim_run_dir"),
         "reference_run_dir": None if reference_dir is None else str(reference_dir),
-        "data": cfg.data.name,
-        "model": _read_object(victim_dir / TRAINED_ON_NAME).get("model") or cfg.model.name,
-        "train_size": cfg.data.train_size,
-        "privacy": "dp" if budget or OmegaConf.select(cfg, "privacy.enabled", default=False) else "none",
-        "noise_multiplier": budget.get("noise_multiplier"),
-        "epsilon": budget.get("epsilon"),
-        "delta": budget.get("delta"),
+        **{key: victim_facts.get(key) for key in ("data", "model", "train_size", "privacy")},
+        **{key: victim_facts.get(key) for key in ("noise_multiplier", "epsilon", "delta")},
         "seed": int(cfg.seed),
     }
+    facts = {key: facts[key] for key in FACT_KEYS}  # the record's order
+    extra = {key: value for key, value in victim_facts.items() if key not in facts}  # e.g. victim_kind
     optional = ("k", "noise_multiplier", "epsilon", "delta")
-    return {key: value for key, value in facts.items() if value is not None or key not in optional}
+    return {**{key: value for key, value in facts.items() if value is not None or key not in optional}, **extra}
 
 
 def _config_container(cfg: DictConfig) -> dict:

@@ -8,6 +8,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ganleaks.orchestration.run_record import FACT_KEYS, attack_facts, write_run_record
+from ganleaks.victims.training_run import TrainingRunVictim
+from ganleaks.victims.user_samples import SampleSetVictim
 
 
 def attack_config(setting: dict, privacy_enabled: bool = False):
@@ -24,12 +26,18 @@ def attack_config(setting: dict, privacy_enabled: bool = False):
     )
 
 
+def run_victim(run_dir: Path, privacy_enabled: bool = False) -> dict:
+    """The facts a training run's victim gives about itself (``Victim.facts``)."""
+    data = {"name": "digits", "train_size": 24}
+    return TrainingRunVictim(str(run_dir), data, model="dcgan", privacy_enabled=privacy_enabled).facts()
+
+
 def test_facts_of_a_dp_victim_come_from_its_records(tmp_path: Path):
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "privacy.json").write_text(json.dumps({"epsilon": 4.2, "delta": 1e-5, "noise_multiplier": 1.5}))
     (victim / "trained_on.json").write_text(json.dumps({"part": "members", "ids": [1, 2], "model": "dpgan"}))
-    facts = attack_facts(attack_config({"name": "fullbb", "k": 256}), victim, tmp_path / "reference")
+    facts = attack_facts(attack_config({"name": "fullbb", "k": 256}), run_victim(victim), tmp_path / "reference")
     assert list(facts) == [key for key in FACT_KEYS if key in facts]
     assert facts["model"] == "dpgan"  # the victim's record, not the attack's model=
     assert (facts["privacy"], facts["epsilon"], facts["delta"], facts["noise_multiplier"]) == ("dp", 4.2, 1e-5, 1.5)
@@ -38,14 +46,31 @@ def test_facts_of_a_dp_victim_come_from_its_records(tmp_path: Path):
 
 
 def test_facts_leave_out_what_does_not_apply(tmp_path: Path):
-    facts = attack_facts(attack_config({"name": "discriminator"}), tmp_path, None)
+    facts = attack_facts(attack_config({"name": "discriminator"}), run_victim(tmp_path), None)
     assert facts["privacy"] == "none" and facts["model"] == "dcgan" and facts["reference_run_dir"] is None
     assert not {"k", "epsilon", "delta", "noise_multiplier"} & set(facts)
 
 
 def test_the_record_holds_the_facts_the_metrics_carry(tmp_path: Path):
     cfg = attack_config({"name": "fullbb", "k": 8})
-    metrics = {"auc": 0.5, **attack_facts(cfg, tmp_path, None), "wall_seconds": 1.0}
+    metrics = {"auc": 0.5, **attack_facts(cfg, run_victim(tmp_path), None), "wall_seconds": 1.0}
     record = json.loads(write_run_record(tmp_path, cfg, metrics).read_text())
-    assert record["facts"] == attack_facts(cfg, tmp_path, None)
+    assert record["facts"] == attack_facts(cfg, run_victim(tmp_path), None)
     assert record["metrics"] == metrics
+
+
+def test_a_users_sample_set_says_its_privacy_is_unknown_unless_declared(tmp_path: Path):
+    import torch
+
+    from ganleaks.data.user_sets import build_query_set, records_from_array
+
+    members = records_from_array(torch.zeros(3, 4), name="members", what="members")
+    nonmembers = records_from_array(torch.ones(3, 4) * 0.5, name="nonmembers", what="nonmembers")
+    queries = build_query_set(members, nonmembers)
+    facts = attack_facts(
+        attack_config({"name": "fullbb", "k": 8}), SampleSetVictim("s.npy", queries=queries).facts(), None
+    )
+    assert (facts["privacy"], facts["victim_kind"], facts["train_size"]) == ("unknown", "samples", 3)
+    assert not {"epsilon", "delta"} & set(facts)  # nothing is known, so nothing is printed as a budget
+    declared = SampleSetVictim("s.npy", queries=queries, privacy={"epsilon": 3.0, "delta": 1e-5}).facts()
+    assert (declared["privacy"], declared["epsilon"], declared["delta"]) == ("declared", 3.0, 1e-5)

@@ -1,0 +1,121 @@
+"""A generated sample set the user brings (``victim=samples``; ``calibration=samples`` as the reference).
+
+A released synthetic data set is all the full black-box and Monte-Carlo attacks ever see: the set
+stands behind the generator interface as a
+:class:`~ganleaks.victims.stored_samples.StoredSampleGenerator`, whose sample bank is the set
+itself (or a seeded subset of ``setting.k``). It has no latent space and no discriminator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ganleaks.data.queries import Queries
+from ganleaks.data.user_sets import QuerySet, Records, check_same_scale, load_records
+from ganleaks.errors import AttackConfigError
+from ganleaks.victims.base import Networks, sha256_tensors
+from ganleaks.victims.stored_samples import StoredSampleGenerator
+from ganleaks.victims.user_artefacts import UserArtefactVictim
+
+
+class SampleSetVictim(UserArtefactVictim):
+    """A generated sample set: an image folder, a ``.npy`` / ``.npz`` array or a CSV of rows.
+
+    Args:
+        path: where the samples are.
+        value_range: ``[low, high]`` of stored array / CSV values (None: by dtype; floats ``[-1, 1]``).
+        role: ``"victim"``, or ``"reference"`` for a calibration sample set (whose config keys are
+            ``calibration.*``).
+        queries, null_control, privacy: see :class:`UserArtefactVictim` (the victim only).
+    """
+
+    kind = "samples"
+
+    def __init__(
+        self,
+        path: str | None = None,
+        value_range: Sequence[float] | None = None,
+        *,
+        role: str = "victim",
+        queries: Mapping[str, Any] | QuerySet | None = None,
+        null_control: bool = False,
+        privacy: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(role=role, queries=queries, null_control=null_control, privacy=privacy)
+        self.path = path
+        self.value_range = None if value_range is None else list(value_range)
+        self._records: Records | None = None
+
+    @property
+    def key(self) -> str:
+        """The config node its keys live in, for messages."""
+        return "victim" if self.role == "victim" else "calibration"
+
+    @property
+    def label(self) -> str:
+        return str(Path(str(self.path)))
+
+    def describe(self) -> str:
+        return f"a generated sample set, {self.key}=samples"
+
+    def model_name(self) -> str:
+        return "samples"
+
+    def offers(self) -> frozenset[str]:
+        return frozenset({"samples"})
+
+    def missing_hint(self, missing: frozenset[str], setting: str) -> str:
+        return (
+            "a sample set has no latent space to search and no discriminator. With samples only, use "
+            "setting=fullbb or setting=montecarlo; for whitebox or partialbb bring the generator itself "
+            "(victim=generator victim.generator._target_=... victim.weights=...)"
+        )
+
+    def _load_records(self, shape: tuple[int, ...]) -> Records:
+        return load_records(
+            str(self.path),
+            value_range=self.value_range,
+            resolution=shape[-1] if len(shape) == 3 else None,
+            channels=shape[0] if len(shape) == 3 else None,
+            what=f"{self.key}.path",
+            options=self.key,
+        )
+
+    def records(self, queries: Queries) -> Records:
+        """The samples, loaded once and checked against the queries' shape and scale."""
+        if self._records is None:
+            if self.path is None:
+                raise AttackConfigError(
+                    f"{self.key}.path is not set: give the generated samples ({self.key}.path=DIR), an image "
+                    "folder, a .npy/.npz array or a .csv of rows"
+                )
+            records = self._load_records(queries.shape)
+            if records.shape != queries.shape:
+                raise AttackConfigError(
+                    f"{self.key}.path={records.path} holds records of shape {records.shape} but the queries have "
+                    f"shape {queries.shape}: bring samples of the queries' size and channels (or load the queries "
+                    "with queries.resolution / queries.channels to match)"
+                )
+            check_same_scale(  # against every query record, not only the ones this run selected
+                records.data,
+                queries.sample_set.data,
+                f"the samples of {self.key}.path",
+                "the queries",
+                f"Declare each set's stored range ({self.key}.value_range, queries.value_range) so both map onto "
+                "[-1, 1] alike.",
+            )
+            self._records = records
+        return self._records
+
+    def check_fits(self, setting_class: type, queries: Queries) -> None:
+        self.records(queries)
+
+    def networks(self, setting_class: type, queries: Queries) -> Networks:
+        return Networks(generator=StoredSampleGenerator(self.records(queries).data))
+
+    def identity(self, setting_class: type) -> dict:
+        if self._records is None:
+            raise RuntimeError("the samples are read by check_fits before the identity is asked")
+        return {"samples": sha256_tensors([("samples", self._records.data)])}
