@@ -109,7 +109,7 @@ def test_a_data_override_that_disagrees_with_the_named_victim_is_refused(
     root, folder = image_victim
     data_overrides = [override.replace("IMAGES", str(folder)) for override in data_overrides]
     overrides = [f"victim.run_dir={root / VICTIM}", *ATTACK, *data_overrides]
-    with caplog.at_level(logging.INFO, logger="ganleaks.workflows"):
+    with caplog.at_level(logging.INFO, logger="ganleaks.victims.training_run"):
         with pytest.raises(AttackConfigError, match=match):
             attack(compose_attack(overrides), tmp_path / "out", overrides)
     assert "data settings from the command line" in caplog.text
@@ -129,7 +129,7 @@ def test_a_victim_from_before_the_record_gives_its_hydra_config(image_victim, tm
     (victim / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     assert "root: ${data.root}" in (victim / ".hydra" / "config.yaml").read_text()
     overrides = [f"victim.run_dir={victim}", *ATTACK]
-    with caplog.at_level(logging.INFO, logger="ganleaks.workflows"):
+    with caplog.at_level(logging.INFO, logger="ganleaks.victims.training_run"):
         metrics = attack(compose_attack(overrides), tmp_path / "out", overrides)
     assert f"data settings from the victim's record {victim / '.hydra' / 'config.yaml'}" in caplog.text
     assert metrics["data"] == "image_folder" and metrics["n_members"] == 24

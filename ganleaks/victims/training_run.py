@@ -95,6 +95,8 @@ class TrainingRunVictim(Victim):
                 "victim=generator (your generator, victim.generator._target_=... victim.weights=...)"
             )
         self._sample_set: SampleSet | None = None
+        self._needed: list[str] = []  # the networks the setting reads (check_serves)
+        self._specs_checked = False
 
     @property
     def label(self) -> str:
@@ -111,6 +113,7 @@ class TrainingRunVictim(Victim):
     def check_serves(self, setting_class: type, setting: str, where: str = "setting") -> None:
         """The run folder exists and exported the networks the setting needs (a missing one: how to finish it)."""
         exported = self._exported()
+        self._needed = self._needed_parts(setting_class)
         if not self.run_dir.is_dir():
             raise FileNotFoundError(
                 f"victim run folder {self.run_dir} does not exist. Train it first with the same overrides "
@@ -151,6 +154,7 @@ class TrainingRunVictim(Victim):
 
     def queries(self, num_queries: int | None, seed: int) -> Queries:
         sample_set = self.sample_set()
+        self._check_specs(sample_set)  # before the manifest: a shape mismatch says more than a fingerprint
         manifest = load_manifest(self.run_dir, sample_set)  # same data, same preprocessing (fingerprint)
         trained = read_trained_on(self.run_dir)
         if trained.get("part") != "members" and not self.null_control:
@@ -193,9 +197,14 @@ class TrainingRunVictim(Victim):
             )
 
     def check_fits(self, setting_class: type, queries: Queries) -> None:
+        self._needed = self._needed_parts(setting_class)
+        self._check_specs(queries.sample_set)
+
+    def _check_specs(self, sample_set: SampleSet) -> None:
         """The data shape (and, for a victim found from the overrides, the latent size) its networks record."""
-        sample_set = queries.sample_set
-        for part in self._needed_parts(setting_class):
+        if self._specs_checked:
+            return
+        for part in self._needed:
             spec = read_network_spec(self.run_dir, part)
             if tuple(spec["data_shape"]) != tuple(sample_set.shape):
                 raise AttackConfigError(
@@ -212,6 +221,7 @@ class TrainingRunVictim(Victim):
                     "is another victim. Drop the override, or train yours into its own hydra.run.dir and pass "
                     "victim.run_dir=PATH"
                 )
+        self._specs_checked = True
 
     def networks(self, setting_class: type, queries: Queries) -> Networks:
         parts = self._needed_parts(setting_class)

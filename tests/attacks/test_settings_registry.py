@@ -17,7 +17,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from ganleaks.attacks.reconstruction import random_latents
-from ganleaks.errors import AttackConfigError, check_setting_keys
+from ganleaks.errors import AttackConfigError
+from ganleaks.orchestration.plan import check_setting_keys
 from ganleaks.settings import AttackEngine, BatchResult, ReconstructionEngine, build_engine, engine_class
 from ganleaks.status import STATUS_OK, status_from
 from ganleaks.workflows import attack
