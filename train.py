@@ -9,22 +9,10 @@ Examples::
     python train.py --help                            # the choices, more examples
 """
 
-import sys
+from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-from ganleaks.cli import check_overrides, user_errors
-from ganleaks.workflows import train
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> None:
-    with user_errors():  # a mistake the user can fix: one message (HYDRA_FULL_ERROR=1: the traceback)
-        train(cfg, HydraConfig.get().runtime.output_dir)
-
+from ganleaks.cli import run_app
 
 if __name__ == "__main__":
-    check_overrides(sys.argv[1:])
-    main()
+    # The checkout's conf/, next to this script (the console script ganleaks-train reads the packaged one).
+    run_app("train", Path(__file__).resolve().parent / "conf")

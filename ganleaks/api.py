@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ganleaks.config_dir import CONF_DIR  # the config folder attack.py composes (packaged, or the checkout's conf/)
+
 log = logging.getLogger(__name__)
 
-#: The config folder attack.py composes (the repository's conf/).
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 #: Keyword overrides that choose a config group (``distance="paper"``), not set a value.
 GROUPS = ("distance", "trainer", "logger", "model", "data", "privacy")
 

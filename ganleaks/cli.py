@@ -1,5 +1,8 @@
-"""What ``train.py`` and ``attack.py`` share around Hydra: overrides checked before Hydra parses them,
-and the errors a user causes printed as one message instead of a traceback.
+"""The two Hydra apps, ``train`` and ``attack``: ``python train.py`` / ``python attack.py`` in a checkout
+and the console scripts ``ganleaks-train`` / ``ganleaks-attack`` of an installed ganleaks run the same
+:func:`run_app`, only with another config folder (the checkout's ``conf/``, or the packaged one:
+:data:`ganleaks.config_dir.CONF_DIR`). Around Hydra: overrides checked before Hydra parses them, and
+the errors a user causes printed as one message instead of a traceback.
 
 A mistake a user can fix (a missing folder, a value out of range, a victim that does not fit the
 data) is printed as one line, ``ErrorType: message``, with exit status 1; the full traceback stays
@@ -8,15 +11,20 @@ available with ``HYDRA_FULL_ERROR=1``. Anything else (a bug) keeps its traceback
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import linecache
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
+from omegaconf import DictConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 QUOTING_RULE = (
@@ -89,3 +97,83 @@ def check_overrides(argv: Sequence[str]) -> None:
             reason = str(error).splitlines()[0]
             sys.stderr.write(f"cannot parse the override {override!r} ({reason}).\n{QUOTING_RULE}\n")
             sys.exit(2)
+
+
+def _train(cfg: DictConfig) -> None:
+    from ganleaks.workflows import train  # already imported by run_app, before Hydra started
+
+    with user_errors():  # a mistake the user can fix: one message (HYDRA_FULL_ERROR=1: the traceback)
+        train(cfg, HydraConfig.get().runtime.output_dir)
+
+
+def _attack(cfg: DictConfig) -> float:
+    from ganleaks.evaluation.estimates import format_estimate
+    from ganleaks.orchestration.run_record import restore_hydra_files
+
+    out_dir = HydraConfig.get().runtime.output_dir
+    try:
+        from ganleaks.workflows import attack  # already imported by run_app, before Hydra started
+
+        with user_errors():  # a mistake the user can fix: one message (HYDRA_FULL_ERROR=1: the traceback)
+            metrics = attack(cfg, out_dir, HydraConfig.get().overrides.task)
+    except BaseException:
+        # Hydra rewrote .hydra/ before this command failed: a finished run's record must stay its own.
+        restore_hydra_files(out_dir)
+        raise
+    if metrics:
+        print(
+            f"AUC {format_estimate(metrics, 'auc')}  TPR@1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.01')}  "
+            f"TPR@0.1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.001')}  ({cfg.setting.name}, "
+            f"calibration={cfg.calibration.name}, {metrics['n_members']} members / {metrics['n_nonmembers']} "
+            f"non-members; brackets: 95% bootstrap interval)"
+        )
+        print(
+            f"best-threshold accuracy {format_estimate(metrics, 'accuracy')} (optimistic: the threshold is chosen "
+            "on the evaluated queries)"
+        )
+    return metrics.get("auc", float("nan"))
+
+
+#: The apps: name (also the primary config's name, conf/<name>.yaml) -> the task Hydra runs with the config.
+APPS: dict[str, Callable[[DictConfig], Any]] = {"train": _train, "attack": _attack}
+
+
+def run_app(name: str, config_dir: str | os.PathLike[str] | None = None) -> None:
+    """Run the app ``name`` (``train`` / ``attack``) on the command line (``sys.argv``), as Hydra's main.
+
+    Args:
+        name: the app; its primary config is ``<config_dir>/<name>.yaml``.
+        config_dir: the config folder; None: the installed package's (:data:`ganleaks.config_dir.CONF_DIR`).
+    """
+    from ganleaks.config_resolvers import register_resolvers
+
+    if config_dir is None:
+        from ganleaks.config_dir import CONF_DIR
+
+        config_dir = CONF_DIR
+    task = APPS[name]
+
+    def task_function(cfg: DictConfig) -> Any:
+        return task(cfg)
+
+    # Hydra names the job after the last dotted part of the task function's module: the app's name, so
+    # that the run's log is <run folder>/<name>.log (train.log, attack.log) whichever script runs it.
+    task_function.__module__ = f"{__name__}.{name}"
+    task_function.__qualname__ = task_function.__name__ = name
+    main = hydra.main(version_base="1.3", config_path=str(Path(config_dir).resolve()), config_name=name)
+    check_overrides(sys.argv[1:])
+    register_resolvers()
+    # Imported before Hydra sets up logging, as train.py and attack.py always did: Lightning, imported
+    # while the root logger has no handler, keeps its messages on the console (out of <name>.log).
+    importlib.import_module("ganleaks.workflows")
+    main(task_function)()
+
+
+def train_main() -> None:
+    """``ganleaks-train``: ``python train.py`` of an installed ganleaks, with the packaged config."""
+    run_app("train")
+
+
+def attack_main() -> None:
+    """``ganleaks-attack``: ``python attack.py`` of an installed ganleaks, with the packaged config."""
+    run_app("attack")
