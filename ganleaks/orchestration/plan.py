@@ -25,22 +25,13 @@ from ganleaks.data.split import MembershipSplit, load_manifest
 from ganleaks.io import UnsafeFileError, atomic_write_text, load_weights_only
 from ganleaks.models.export import read_network_spec
 from ganleaks.orchestration.calibration import check_reference_run
-from ganleaks.settings.base import SETTING_LABELS, AttackEngine, engine_arguments, engine_class
+from ganleaks.settings.base import AttackConfigError, AttackEngine, check_setting, engine_class
 
 log = logging.getLogger(__name__)
 
-# Setting keys of earlier versions, and where their values go now.
-MOVED_SETTING_KEYS = {
-    "optimizer_kwargs": "the optimiser's arguments are keys of setting.optimizer now (e.g. "
-    "+setting.optimizer.history_size=20)",
-}
 # How calibration reconstructs on the reference model (calibration.reference_attack).
 REFERENCE_ATTACKS = ("whitebox", "setting")
 RESUME_KEY_NAME = "attack_key.json"
-
-
-class AttackConfigError(ValueError):
-    """An attack configuration that cannot work with this victim or data."""
 
 
 @dataclass
@@ -205,33 +196,8 @@ def reference_plan(cfg: DictConfig, victim_class: type[AttackEngine]) -> tuple[D
 
 
 def check_setting_keys(setting: DictConfig, cls: type[AttackEngine], where: str) -> None:
-    """The setting node gives every argument its engine takes (besides the runtime objects).
-
-    A key the engine does not take is ignored with a warning (a sweep may set ``++setting.k`` for
-    settings that have no ``k``); a key of earlier versions whose value would be lost is refused.
-    """
-    taken = engine_arguments(cls)
-    given = {str(key) for key in setting} - {"_target_", *SETTING_LABELS}
-    problems = [f"{where}.{name}: {MOVED_SETTING_KEYS[name]}" for name in sorted(given & MOVED_SETTING_KEYS.keys())]
-    problems += [
-        f"{where}.{name} is missing"
-        for name, parameter in sorted(taken.items())
-        if name not in given and parameter.default is parameter.empty
-    ]
-    if problems:
-        raise AttackConfigError(
-            f"{'; '.join(problems)}: {where} ({setting.get('name')}) names {cls.__name__}, which takes "
-            f"{', '.join(sorted(taken)) or 'no keys'}; fix the override or its conf/setting/*.yaml"
-        )
-    ignored = sorted(given - taken.keys())
-    if ignored:
-        log.warning(
-            "%s not used by %s (setting %s), ignored; it takes %s",
-            ", ".join(f"{where}.{name}" for name in ignored),
-            cls.__name__,
-            setting.get("name"),
-            ", ".join(sorted(taken)) or "no keys",
-        )
+    """The setting node against its class's declaration: :func:`ganleaks.settings.base.check_setting`."""
+    check_setting(setting, where)
 
 
 def _needed_parts(cls: type[AttackEngine]) -> list[str]:
