@@ -101,7 +101,7 @@ def test_a_declaration_that_disagrees_with_the_constructor_fails_where_the_class
 def test_a_distance_declares_its_parameters_and_is_checked_the_same_way(tmp_path):
     from ganleaks.config_checks import check_attack_config
 
-    cfg, _ = compose_app("attack", tmp_path, ["setting=whitebox", "distance.lpips_min_size=0"])
+    cfg, _ = compose_app("attack", tmp_path, ["setting=whitebox", "distance=paper", "distance.lpips_min_size=0"])
     with pytest.raises(ValueError, match=r"distance.lpips_min_size=0 is out of range: .* an integer >= 1"):
         check_attack_config(cfg)
 
