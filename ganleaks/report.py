@@ -12,12 +12,14 @@ Writes into ``--out`` (default: ``report/`` inside the first folder given):
   (``quality.json`` in the victim's run folder, from ``python -m ganleaks.evaluation.quality``);
 * ``pivot_auc.md`` and ``pivot_tpr.md``: AUC and TPR@1%FPR (with intervals) as one row per victim
   and one column per setting, uncalibrated beside calibrated;
+* ``settings.md``: the key to the settings' columns: each setting's label, what the attacker had
+  and what it needs from a victim, as its engine class declares them (:mod:`ganleaks.settings`);
 * ``claims.md``: the paper's claims (C1-C6) checked on the runs, each comparison of two attacks on
   the same queries with a paired bootstrap interval and a verdict (:mod:`ganleaks.evaluation.claims`);
 * ``auc_vs_train_size.png``: AUC and TPR@1%FPR against the training-set size (log axis), one panel
   per victim and setting, calibrated solid and uncalibrated dashed (paper figure 5);
 * ``epsilon_vs_auc.png``: DP victims, AUC against epsilon per setting beside the sample quality;
-* ``auc_vs_k.png``: full black-box / Monte-Carlo AUC against the number of generated samples k.
+* ``auc_vs_k.png``: AUC against the number of generated samples k, for the settings where k applies.
 
 Metrics are shown with their 95% bootstrap interval where the run recorded one (the table as
 ``0.912 [0.871, 0.947]``, the figures as a shaded band); a metric that was not estimable (a TPR
@@ -28,9 +30,10 @@ unless ``WANDB_MODE`` says otherwise); a W&B failure is logged and never stops t
 
 ``--doc DOC`` also puts the Markdown table (``runs.md``) into a results document, between the lines
 ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` (``--block NAME``; default: the first folder's
-name), and the pivot tables and the claims into the blocks ``NAME-auc``, ``NAME-tpr`` and ``NAME-claims``
-where the document has their markers. With ``--check`` the document is only compared: the command
-exits with status 1 and a diff when the document's table is not the one the runs give.
+name), and the pivot tables, the claims and the settings' key into the blocks ``NAME-auc``, ``NAME-tpr``,
+``NAME-claims`` and ``NAME-settings`` where the document has their markers. With ``--check`` the
+document is only compared: the command exits with status 1 and a diff when the document's table is
+not the one the runs give.
 
 The work is done in :mod:`ganleaks.evaluation`: ``runs`` (reading the run folders), ``tables``
 (CSV and Markdown), ``sweep_figures`` (matplotlib) and ``markdown_blocks`` (the document's table);
@@ -57,7 +60,14 @@ from ganleaks.evaluation.markdown_blocks import (
 )
 from ganleaks.evaluation.runs import NoRunsFoundError, find_attack_runs, gather, load_run, resolve_victim_dir
 from ganleaks.evaluation.sweep_figures import plot_epsilon, plot_k, plot_train_size
-from ganleaks.evaluation.tables import raw_columns, raw_value, to_csv, to_markdown, to_pivot_markdown
+from ganleaks.evaluation.tables import (
+    raw_columns,
+    raw_value,
+    to_csv,
+    to_markdown,
+    to_pivot_markdown,
+    to_settings_markdown,
+)
 
 __all__ = [  # what ganleaks.report has always offered, wherever it now lives
     "NoRunsFoundError",
@@ -82,7 +92,7 @@ class Report:
     out_dir: Path
     files: dict[str, Path] = field(default_factory=dict)
     markdown: str = ""
-    blocks: dict[str, str] = field(default_factory=dict)  # DOC_BLOCKS suffix -> Markdown (pivots, claims)
+    blocks: dict[str, str] = field(default_factory=dict)  # block suffix -> Markdown (pivots, claims, settings)
 
 
 def log_to_wandb(report: Report, project: str | None = None) -> bool:
@@ -134,14 +144,16 @@ def log_to_wandb(report: Report, project: str | None = None) -> bool:
 
 
 # The blocks beside the runs table report:NAME: the pivot tables report:NAME-auc / -tpr (metric key)
-# and the claims' verdicts report:NAME-claims.
+# and the claims' verdicts report:NAME-claims, which a results document must hold; the settings' key
+# report:NAME-settings is filled where the document has its markers.
 PIVOT_BLOCKS = {"auc": "auc", "tpr": "tpr_at_fpr_0.01"}
 DOC_BLOCKS = (*PIVOT_BLOCKS, "claims")
 
 
 def doc_blocks(report: Report, block: str, doc: Path) -> list[tuple[str, str]]:
     """The blocks of ``doc`` a report fills: ``block`` (every run, required) and, where the
-    document has their markers, ``block-auc`` / ``block-tpr`` (the pivot tables)."""
+    document has their markers, ``block-auc`` / ``block-tpr`` (the pivot tables), ``block-claims``
+    and ``block-settings``."""
     document = doc.read_text(encoding="utf-8")
     blocks = [(block, report.markdown)]
     for suffix, text in report.blocks.items():
@@ -178,6 +190,9 @@ def build_report(
         report.blocks[suffix] = to_pivot_markdown(rows, metric)
         (out / f"pivot_{suffix}.md").write_text(report.blocks[suffix])
         report.files[f"pivot_{suffix}"] = out / f"pivot_{suffix}.md"
+    report.blocks["settings"] = to_settings_markdown(rows)
+    (out / "settings.md").write_text(report.blocks["settings"])
+    report.files["settings"] = out / "settings.md"
     report.blocks["claims"] = claims_markdown(rows)
     if report.blocks["claims"]:
         (out / "claims.md").write_text(report.blocks["claims"])

@@ -22,7 +22,8 @@ from ganleaks.evaluation.exposure import (
 )
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.evaluation.plots import plot_roc
-from ganleaks.evaluation.summary import SUMMARY_NAME, THREAT_MODELS, attack_command, write_summary
+from ganleaks.evaluation.summary import SUMMARY_NAME, attack_command, write_summary
+from ganleaks.settings import WhiteBoxEngine
 
 IDS = ["m/a.png", "m/b.png", "m/c.png", "m/d.png", "n/e.png", "n/f.png", "n/g.png"]
 LABELS = [1, 1, 1, 1, 0, 0, 0]
@@ -113,7 +114,7 @@ def test_the_summary_page_holds_the_numbers_of_metrics_json(attack_run):
     assert json.dumps(metrics["auc"]) in page  # the raw metrics.json, beside the rounded table
     assert f"{metrics['n_members']} members" in page
     assert "&epsilon; = 3.21" in page and "&delta; = 1e-05" in page
-    assert html.escape(THREAT_MODELS["whitebox"]) in page
+    assert html.escape(WhiteBoxEngine.description) in page  # the run's setting's class says what the attacker had
 
 
 def test_the_summary_page_is_self_contained_and_escaped(attack_run):

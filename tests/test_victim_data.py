@@ -23,7 +23,7 @@ from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
 from ganleaks.data import load_manifest
-from ganleaks.orchestration.run import AttackConfigError
+from ganleaks.errors import AttackConfigError
 from ganleaks.workflows import attack, train, with_victim_data
 from tests.conftest import CONF, compose_app
 

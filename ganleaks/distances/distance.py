@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganleaks.parameters import Parameter
+
 log = logging.getLogger(__name__)
 
 LPIPS_NETS = ("vgg", "alex")
@@ -204,6 +206,15 @@ class ReconstructionDistance(nn.Module):
         lpips_min_size: see :class:`LPIPSDistance`.
         name: the config's name (``paper``, ``l2``, ...), kept for run records only.
     """
+
+    #: The keys of a ``conf/distance/*.yaml`` node that are checked before an attack reads anything
+    #: (:func:`ganleaks.config_checks.check_distance`); all have defaults here.
+    config_parameters = (
+        Parameter("l2_weight", "float", low=0.0, required=False, help="lambda_1, the pixel MSE's weight"),
+        Parameter("lpips_weight", "float", low=0.0, required=False, help="lambda_2, LPIPS's weight (image data)"),
+        Parameter("latent_weight", "float", low=0.0, required=False, help="lambda_3, the latent prior's weight"),
+        Parameter("lpips_min_size", "int", low=1, required=False, help="LPIPS upsamples smaller images to this"),
+    )
 
     def __init__(
         self,

@@ -25,6 +25,13 @@ Checked claims (paper sections 5-6):
 * **C4** DP lowers leakage towards chance: the AUC of each DP victim minus the no-DP baseline's on
   the same queries, and minus 0.5.
 
+Which settings a claim compares is read from their classes' declarations
+(:class:`ganleaks.settings.base.AttackEngine`), never from their names: C2 compares the paper's
+attacks (settings that reconstruct, not baselines) of consecutive ``knowledge`` levels, the more
+knowledgeable first; C5 each ``baseline`` with the paper's attack of the same knowledge, and each
+setting that needs the discriminator with the best other setting; C6 and the matching of k concern
+the settings that declare ``uses_k``.
+
 ``claims_markdown(rows)`` gives one table per claim that the runs can check (a claim whose runs are
 absent is left out), and a count of verdicts per claim.
 """
@@ -38,6 +45,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+
+from ganleaks.evaluation.runs import settings_of
 
 N_RESAMPLES = 1000
 SEED = 0
@@ -128,14 +137,32 @@ def _fmt(value: float) -> str:
     return f"{value:+.3f}"
 
 
-K_SETTINGS = ("fullbb", "montecarlo")
 MIN_SIZES_FOR_TREND = 3  # C1 is a trend: a study with two sizes (the k study's victims) does not test it
 
 
-def _k_label(a: dict, b: dict) -> str:
+def _k_label(a: dict, b: dict, uses_k: Callable[[str], bool]) -> str:
     """`` k=...`` in a comparison's label where one of the two settings has a k that varies in the study."""
-    ks = {row.get("k") for row in (a, b) if row["setting"] in K_SETTINGS}
+    ks = {row.get("k") for row in (a, b) if uses_k(row["setting"])}
     return f" k={ks.pop()}" if len(ks) == 1 else ""
+
+
+def _comparisons(infos: dict) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """``[(stronger, weaker, claim)]`` of C2 and C5 (by the settings' declarations), and the settings
+    that need the discriminator (compared with the best other, C5); ``infos`` in report order."""
+    attacks = [i for i in infos.values() if i.known and i.reconstructs and not i.baseline and i.knowledge is not None]
+    levels = sorted({i.knowledge for i in attacks}, reverse=True)
+    pairs = [
+        (stronger.name, weaker.name, "C2")
+        for high, low in zip(levels, levels[1:], strict=False)
+        for stronger in attacks
+        if stronger.knowledge == high
+        for weaker in attacks
+        if weaker.knowledge == low
+    ]
+    baselines = [i for i in infos.values() if i.known and i.baseline and i.knowledge is not None]
+    pairs += [(a.name, b.name, "C5") for b in baselines for a in attacks if a.knowledge == b.knowledge]
+    with_d = [i.name for i in infos.values() if i.known and not i.baseline and i.needs_discriminator]
+    return pairs, with_d
 
 
 def _victim(row: dict) -> str:
@@ -193,6 +220,11 @@ def check_claims(rows: list[dict]) -> list[list[str]]:
     """Every comparison the runs allow, as table lines: claim, comparison, AUC a, AUC b, difference [CI], n, verdict."""
     runs = _Runs(rows)
     lines: list[list[str] | None] = []
+    infos = settings_of(runs.rows)  # in report order: the paper's, by attacker knowledge, baselines last
+
+    def uses_k(setting: str) -> bool:
+        return setting in infos and infos[setting].uses_k
+
     by_setting = runs.index(
         lambda r: (_victim(r), r.get("train_size"), r["setting"], _calibrated(r), r.get("k"), r.get("epsilon"))
     )
@@ -200,7 +232,7 @@ def check_claims(rows: list[dict]) -> list[list[str]]:
     def find(victim, size, setting, calibrated, k=None, epsilon=None) -> dict | None:
         """The run of one victim, setting and calibration; ``k`` is matched for the settings that have one."""
         for key, row in by_setting.items():
-            k_matches = setting not in K_SETTINGS or key[4] == k
+            k_matches = not uses_k(setting) or key[4] == k
             if key[:4] == (victim, size, setting, calibrated) and k_matches and key[5] == epsilon:
                 return row
         return None
@@ -220,44 +252,42 @@ def check_claims(rows: list[dict]) -> list[list[str]]:
         lines.append(_line("C1", what, small, large, unpaired_difference(runs.scores(small), runs.scores(large))))
 
     victims = sorted({(_victim(r), r.get("train_size"), r.get("epsilon")) for r in runs.rows}, key=str)
-    ks = sorted({r.get("k") for r in runs.rows if r["setting"] in K_SETTINGS}, key=lambda k: (k is None, k or 0))
+    ks = sorted({r.get("k") for r in runs.rows if uses_k(r["setting"])}, key=lambda k: (k is None, k or 0))
+    pairs, with_discriminator = _comparisons(infos)
+    # "The best other": the strongest first (baselines last), so that a tie keeps the paper's attack.
+    strongest_first = sorted(infos, key=lambda s: (infos[s].baseline, -(infos[s].knowledge or 0), infos[s].rank))
     for (victim, size, epsilon), k in ((v, k) for v in victims for k in (ks or [None])):
         first_k = k == (ks[0] if ks else None)  # settings without k: compared once, not once per k
         for calibrated in (False, True):
-            for stronger, weaker, claim in (
-                ("whitebox", "partialbb", "C2"),
-                ("partialbb", "fullbb", "C2"),
-                ("fullbb", "montecarlo", "C5"),
-            ):
-                if not first_k and stronger not in K_SETTINGS and weaker not in K_SETTINGS:
+            for stronger, weaker, claim in pairs:
+                if not first_k and not uses_k(stronger) and not uses_k(weaker):
                     continue
                 a = find(victim, size, stronger, calibrated, k, epsilon)
                 b = find(victim, size, weaker, calibrated, k, epsilon)
                 if a is not None and b is not None:
-                    what = f"{victim} n={size}{_k_label(a, b)} {_cal(calibrated)}: {stronger} vs {weaker}"
+                    what = f"{victim} n={size}{_k_label(a, b, uses_k)} {_cal(calibrated)}: {stronger} vs {weaker}"
                     lines.append(_line(claim, what, a, b, paired_difference(runs.scores(a), runs.scores(b))))
-            d = find(victim, size, "discriminator", calibrated, k, epsilon)
-            found = [
-                find(victim, size, s, calibrated, k, epsilon) for s in ("whitebox", "partialbb", "fullbb", "montecarlo")
-            ]
-            others = [other for other in found if other is not None]
-            if d is not None and others and first_k:
-                best = max(others, key=lambda row: row["auc"])
-                what = f"{victim} n={size} {_cal(calibrated)}: discriminator vs best other ({best['setting']})"
-                lines.append(_line("C5", what, d, best, paired_difference(runs.scores(d), runs.scores(best))))
-        for setting in ("fullbb", "partialbb", "whitebox", "discriminator", "montecarlo"):
-            if not first_k and setting not in K_SETTINGS:
+            for setting in with_discriminator:
+                d = find(victim, size, setting, calibrated, k, epsilon)
+                found = [find(victim, size, s, calibrated, k, epsilon) for s in strongest_first if s != setting]
+                others = [other for other in found if other is not None]
+                if d is not None and others and first_k:
+                    best = max(others, key=lambda row: row["auc"])
+                    what = f"{victim} n={size} {_cal(calibrated)}: {setting} vs best other ({best['setting']})"
+                    lines.append(_line("C5", what, d, best, paired_difference(runs.scores(d), runs.scores(best))))
+        for setting in infos:
+            if not first_k and not uses_k(setting):
                 continue
             a = find(victim, size, setting, True, k, epsilon)
             b = find(victim, size, setting, False, k, epsilon)
             if a is not None and b is not None:
-                what = f"{victim} n={size}{_k_label(a, b)} {setting}: calibrated vs uncalibrated"
+                what = f"{victim} n={size}{_k_label(a, b, uses_k)} {setting}: calibrated vs uncalibrated"
                 lines.append(_line("C3", what, a, b, paired_difference(runs.scores(a), runs.scores(b))))
 
-    # C6: largest against smallest k, full black-box (and Monte-Carlo for comparison).
+    # C6: largest against smallest k, for the settings where k applies (full black-box, Monte-Carlo).
     k_groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in runs.rows:
-        if row["setting"] in ("fullbb", "montecarlo") and row.get("k") is not None:
+        if uses_k(row["setting"]) and row.get("k") is not None:
             k_groups[(_victim(row), row.get("train_size"), row["setting"], _calibrated(row))].append(row)
     for (victim, size, setting, calibrated), group in sorted(k_groups.items(), key=lambda kv: str(kv[0])):
         ks = sorted({row["k"] for row in group})

@@ -5,7 +5,9 @@ results) say what was attacked and how, and the victim's folder adds its sample 
 (``quality.json``). Runs from before those facts were recorded are read as before: facts from
 ``metrics.json`` and the config (``run.json``'s, else ``.hydra/config.yaml``), the privacy budget from
 the victim's ``privacy.json``. A training run (for the
-quality pass) is a folder holding an exported ``generator.json``. Reads files only: no torch, no matplotlib.
+quality pass) is a folder holding an exported ``generator.json``. Reads files only, no matplotlib;
+how a setting is shown and ordered comes from its engine class (:func:`setting_info`), imported
+(with torch) the first time a row's setting is described.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from ganleaks.evaluation.estimates import INTERVAL_KEYS
 
-log = logging.getLogger("ganleaks.report")  # the name the report has always logged under
+if TYPE_CHECKING:
+    from ganleaks.settings.registry import SettingInfo
 
-SETTING_ORDER = ["fullbb", "partialbb", "whitebox", "discriminator", "montecarlo"]
+log = logging.getLogger("ganleaks.report")  # the name the report has always logged under
 
 
 class NoRunsFoundError(FileNotFoundError):
@@ -141,6 +144,7 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         ),
         "train_size": fact("train_size", _select(cfg, "data.train_size")),
         "setting": fact("setting", metrics.get("setting", _select(cfg, "setting.name"))),
+        "setting_target": _select(cfg, "setting._target_"),  # its engine class, to describe it
         "calibration": fact("calibration", metrics.get("calibration", _select(cfg, "calibration.name"))),
         "distance": fact("distance", metrics.get("distance", _select(cfg, "distance.name"))),
         "k": fact("k", _select(cfg, "setting.k")),
@@ -192,6 +196,28 @@ def _uses_wandb(cfg: DictConfig | None, run_dir: Path) -> bool:
     return "wandb" in text.lower() and "_target_" in text
 
 
+def setting_info(row: dict) -> SettingInfo:
+    """How the setting of ``row`` is shown and ordered, from its engine class's declarations.
+
+    The class is the one the run's config recorded (``setting_target``), else the registry's
+    ``conf/setting/<name>.yaml`` (runs recorded before the engines moved); an unknown setting is
+    described by its name (:func:`ganleaks.settings.registry.describe_setting`).
+    """
+    from ganleaks.settings.registry import describe_setting
+
+    setting, target = row.get("setting"), row.get("setting_target")
+    return describe_setting(None if setting is None else str(setting), target if isinstance(target, str) else None)
+
+
+def settings_of(rows: Iterable[dict]) -> dict[str, SettingInfo]:
+    """``{setting name: its SettingInfo}`` over ``rows`` (the first row of a name describes it), in report order."""
+    infos: dict[str, SettingInfo] = {}
+    for row in rows:
+        if row.get("setting") is not None and str(row["setting"]) not in infos:
+            infos[str(row["setting"])] = setting_info(row)
+    return dict(sorted(infos.items(), key=lambda item: item[1].rank))
+
+
 def _sort_key(row: dict) -> tuple:
     def text(value):
         return "" if value is None else str(value)
@@ -205,7 +231,7 @@ def _sort_key(row: dict) -> tuple:
         text(row["model"]),
         number(row.get("noise_multiplier")),
         number(row["train_size"]),
-        SETTING_ORDER.index(setting) if setting in SETTING_ORDER else len(SETTING_ORDER),
+        setting_info(row).rank,
         text(setting),
         text(row["calibration"]),
         text(row["distance"]),

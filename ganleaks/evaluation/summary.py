@@ -6,6 +6,8 @@ records embedded as base64 PNGs, epsilon where the victim was trained with DP, a
 command. No server, no scripts, no external assets; every value read from the run folder is
 HTML-escaped. Reads files only (``metrics.json``, ``run.json`` or ``.hydra/``, the victim's
 ``privacy.json``), through :func:`ganleaks.evaluation.runs.load_run`, as the sweep report does.
+The threat model is the one the setting's engine class declares (its ``label`` and ``description``,
+:func:`ganleaks.evaluation.runs.setting_info`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import yaml
 
 from ganleaks.evaluation.estimates import INTERVAL_KEYS, format_estimate
 from ganleaks.evaluation.exposure import EXPOSED_CSV, EXPOSED_PNG
-from ganleaks.evaluation.runs import load_run, resolve_victim_dir
+from ganleaks.evaluation.runs import load_run, resolve_victim_dir, setting_info
 from ganleaks.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -33,19 +35,6 @@ SUMMARY_NAME = "summary.html"
 FIGURES = (("roc.png", "ROC curve (linear and log-log axes)"), (EXPOSED_PNG, "Most exposed members"),
            ("reconstructions.png", "Queries and their reconstructions"))  # fmt: skip
 
-#: What the attacker had in each setting, one sentence each (SPEC, paper section 4).
-THREAT_MODELS = {
-    "fullbb": "Full black-box: the attacker saw only a set of generated samples, no model; each record is "
-    "matched to its nearest generated sample (paper eq. 5).",
-    "partialbb": "Partial black-box: the attacker could choose latent codes and see the generated outputs, "
-    "without weights or gradients; each record is reconstructed by a gradient-free search (Powell).",
-    "whitebox": "White-box: the attacker had the generator's weights; each record is reconstructed by "
-    "gradient-based search (L-BFGS) through the generator.",
-    "discriminator": "Accessible discriminator: the attacker had the trained discriminator and scores each "
-    "record by how real the discriminator finds it (LOGAN, Hayes et al.).",
-    "montecarlo": "Monte-Carlo baseline (Hilprecht et al.): the attacker saw only a set of generated samples "
-    "and counts the samples close to each record.",
-}
 METRIC_LABELS = {
     "auc": "ROC AUC",
     "average_precision": "Average precision",
@@ -147,11 +136,16 @@ def render_summary(run_dir: str | os.PathLike) -> str:
     config = _config(run_dir)
     setting = str(run.get("setting") or "?")
     calibration = run.get("calibration")
-    threat = THREAT_MODELS.get(setting, f"Setting {setting}.")
+    info = setting_info(run)
+    threat = info.description
     if calibration and calibration != "none":
         threat += " Scores are calibrated with a reference model trained on data disjoint from the queries (eq. 11)."
 
-    parts = [f"<h1>Membership-inference audit: {_e(setting)}</h1>", "<h2>Threat model</h2>", f"<p>{_e(threat)}</p>"]
+    parts = [
+        f"<h1>Membership-inference audit: {_e(setting)}</h1>",
+        f"<h2>Threat model: {_e(info.label)}</h2>",
+        f"<p>{_e(threat)}</p>",
+    ]
     victim = config.get("victim") if isinstance(config.get("victim"), dict) else {}
     facts = [("data", run.get("data")), ("model", run.get("model")), ("members trained on", run.get("train_size"))]
     facts += _flatten(victim, "victim")

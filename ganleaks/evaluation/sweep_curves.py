@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 
-from ganleaks.evaluation.runs import SETTING_ORDER
+from ganleaks.evaluation.runs import setting_info
 
 
 def victim_label(row: dict) -> str:
@@ -54,10 +54,11 @@ def curve_bands(rows: list[dict], x_key: str, y_key: str, panel_key, line_key) -
 
 
 def line_order(item) -> tuple:
-    """Legend order: settings as in the paper, uncalibrated before calibrated, then the rest."""
+    """Legend order: settings as in the paper (their declared knowledge), uncalibrated before
+    calibrated, then the rest."""
     setting, calibration, *rest = item[0]
     return (
-        SETTING_ORDER.index(setting) if setting in SETTING_ORDER else 99,
+        setting_info({"setting": setting}).rank,
         str(setting),
         line_style(calibration) == "-",
         str(calibration),

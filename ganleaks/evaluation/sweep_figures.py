@@ -2,7 +2,11 @@
 
 * ``auc_vs_train_size.png``: AUC and TPR@1%FPR against the training-set size (paper figure 5);
 * ``epsilon_vs_auc.png``: DP victims, AUC and sample quality against epsilon;
-* ``auc_vs_k.png``: full black-box / Monte-Carlo AUC against the number of generated samples k.
+* ``auc_vs_k.png``: AUC against the number of generated samples k, for the settings where k
+  applies (full black-box, Monte-Carlo: their classes declare ``uses_k``).
+
+Panels name a setting by the label its class declares ("full black-box"), and settings are
+ordered by their declared attacker knowledge (:func:`ganleaks.evaluation.runs.settings_of`).
 
 Each ``plot_*`` returns the path it wrote, or None when the runs do not vary along its x axis.
 """
@@ -15,12 +19,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from ganleaks.evaluation.runs import SETTING_ORDER
+from ganleaks.evaluation.runs import settings_of
 from ganleaks.evaluation.sweep_curves import curve_bands, curve_points, line_order, line_style, varies, victim_label
 
 log = logging.getLogger("ganleaks.report")  # the name the report has always logged under
-
-SWEEP_K_SETTINGS = ("fullbb", "montecarlo")
 
 
 def _plot_line(ax, points: list[tuple[float, float]], band: dict | None, style: str, **kwargs) -> None:
@@ -44,9 +46,12 @@ def _calibration_label(calibration: str | None) -> str:
 
 
 def _ordered_settings(rows: Iterable[dict]) -> list[str]:
-    return sorted(
-        {row["setting"] for row in rows}, key=lambda s: (SETTING_ORDER.index(s) if s in SETTING_ORDER else 99, s)
-    )
+    return list(settings_of(rows))
+
+
+def _labels(rows: Iterable[dict]) -> dict[str, str]:
+    """``{setting name: the label its class declares}`` (panel titles)."""
+    return {name: info.label for name, info in settings_of(rows).items()}
 
 
 def _log_x(ax, values: Iterable[float], label: str) -> None:
@@ -135,6 +140,7 @@ def plot_train_size(rows: list[dict], path: Path) -> Path | None:
     bands = {key: curve_bands(rows, "train_size", key, panel_of, line) for key, _ in metrics}
     victims = sorted({victim_label(row) for row in rows})
     settings = _ordered_settings(rows)
+    labels = _labels(rows)
     all_sizes = [row["train_size"] for row in rows if row.get("train_size") is not None]
     plt, fig, axes = _figure(len(victims) * len(metrics), len(settings))
     for v, victim in enumerate(victims):
@@ -155,12 +161,12 @@ def plot_train_size(rows: list[dict], path: Path) -> Path | None:
                         label=_calibration_label(calibration),
                     )
                 if key == "auc":
-                    _auc_axes(ax, f"{victim}\n{setting}")
+                    _auc_axes(ax, f"{victim}\n{labels[setting]}")
                     ax.set_ylim(0.3, 1.02)
                 else:
                     ax.axhline(0.01, color="grey", linewidth=0.8, linestyle=":", label="chance (TPR = FPR)")
                     ax.set_ylabel(ylabel)
-                    ax.set_title(f"{victim}\n{setting}", fontsize="medium")
+                    ax.set_title(f"{victim}\n{labels[setting]}", fontsize="medium")
                     ax.set_ylim(-0.02, 1.02)
                     ax.grid(alpha=0.3)
                     if not curves:
@@ -196,6 +202,7 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
     baseline_auc = curve_points(baseline_rows, "train_size", "auc", cell, line)
     baseline_quality = curve_points(baseline_rows, "train_size", "fid_classifier", panel, lambda row: "quality")
     settings = _ordered_settings(dp_rows)
+    labels = _labels(dp_rows)
     epsilons = [float(row["epsilon"]) for row in dp_rows]
     n_cols = min(3, len(settings) + 1)  # the settings and the quality panel, wrapped three to a row
     rows_per_panel = math.ceil((len(settings) + 1) / n_cols)
@@ -229,7 +236,7 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
                     color=CALIBRATION_COLOURS[calibrated],
                     label=f"no DP ({_calibration_label(calibration)})",
                 )
-            _auc_axes(ax, f"{name}\n{setting}")
+            _auc_axes(ax, f"{name}\n{labels[setting]}")
             ax.set_ylim(0.3, 1.02)
             _log_x(ax, epsilons, "epsilon (DP budget)")
         ax = cell_axes(r, len(settings))
@@ -258,9 +265,10 @@ def plot_epsilon(rows: list[dict], path: Path) -> Path | None:
 
 
 def plot_k(rows: list[dict], path: Path) -> Path | None:
-    """Full black-box / Monte-Carlo AUC against k: one panel per victim and setting, one line per
-    training-set size (colour) and calibration (dashed: uncalibrated, solid: calibrated)."""
-    k_rows = [row for row in rows if row.get("setting") in SWEEP_K_SETTINGS and row.get("k") is not None]
+    """AUC against k, for the settings where k applies (``uses_k``): one panel per victim and setting,
+    one line per training-set size (colour) and calibration (dashed: uncalibrated, solid: calibrated)."""
+    uses_k = {name for name, info in settings_of(rows).items() if info.uses_k}
+    k_rows = [row for row in rows if row.get("setting") in uses_k and row.get("k") is not None]
     if not varies(k_rows, "k", ("data", "model", "setting", "train_size")):
         return None
 
@@ -274,6 +282,7 @@ def plot_k(rows: list[dict], path: Path) -> Path | None:
     bands = curve_bands(k_rows, "k", "auc", cell, line)
     victims = sorted({victim_label(row) for row in k_rows})
     settings = _ordered_settings(k_rows)
+    labels = _labels(k_rows)
     sizes = sorted({row["train_size"] for row in k_rows}, key=lambda s: (s is None, s))
     import matplotlib
 
@@ -295,6 +304,6 @@ def plot_k(rows: list[dict], path: Path) -> Path | None:
                     color=colours[size],
                     label=f"n={size} ({_calibration_label(calibration)})",
                 )
-            _auc_axes(ax, f"{victim}\n{setting}")
+            _auc_axes(ax, f"{victim}\n{labels[setting]}")
             _log_x(ax, ks, "k (generated samples)")
     return _save(plt, fig, path)

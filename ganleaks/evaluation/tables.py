@@ -119,12 +119,6 @@ _PIVOT_LABELS = [
 ]
 
 
-def _setting_rank(setting: str) -> tuple:
-    from ganleaks.evaluation.runs import SETTING_ORDER
-
-    return (SETTING_ORDER.index(setting) if setting in SETTING_ORDER else len(SETTING_ORDER), setting)
-
-
 def to_pivot_markdown(rows: list[dict], metric: str) -> str:
     """``metric`` (a key of ``PIVOT_METRICS``) as a victim x (setting, calibration) Markdown table.
 
@@ -137,9 +131,12 @@ def to_pivot_markdown(rows: list[dict], metric: str) -> str:
         len({row.get("k") for row in rows if row["setting"] == setting} - {None}) > 1
         for setting in {row["setting"] for row in rows}
     )
+    from ganleaks.evaluation.runs import settings_of
+
+    ranks = {name: info.rank for name, info in settings_of(rows).items()}
     columns = sorted(
         {(row["setting"], row["calibration"] not in (None, "none")) for row in rows},
-        key=lambda c: (*_setting_rank(c[0]), c[1]),
+        key=lambda c: (ranks.get(c[0], ()), str(c[0]), c[1]),
     )
     labels = [c for c in _PIVOT_LABELS if (c[0] != "k" or vary_k) and any(row.get(c[0]) is not None for row in rows)]
     if len({row.get("seed") for row in rows}) > 1:
@@ -166,5 +163,26 @@ def to_pivot_markdown(rows: list[dict], metric: str) -> str:
         for column in columns:
             run = entry["cells"].get(column)
             cells.append("" if run is None else _format(run.get(metric), "ci", run, metric))
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_settings_markdown(rows: list[dict]) -> str:
+    """The key to the tables' setting columns: each setting of ``rows`` with the label, the threat
+    model and the needs its class declares (:func:`ganleaks.evaluation.runs.settings_of`), in report order."""
+    from ganleaks.evaluation.runs import settings_of
+
+    lines = [
+        "| setting | label | what the attacker had | needs from the victim | k applies |",
+        "|---|---|---|---|---|",
+    ]
+    for name, info in settings_of(rows).items():
+        cells = [
+            name,
+            info.label,
+            info.description,
+            ", ".join(info.needs),
+            "yes" if info.uses_k else "no" if info.known else "?",
+        ]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -23,16 +23,11 @@ from torch import Tensor
 from ganleaks.data.sample_set import SampleSet
 from ganleaks.errors import AttackConfigError
 from ganleaks.io import UnsafeFileError, atomic_write_text, load_weights_only
-from ganleaks.settings.base import SETTING_LABELS, AttackEngine, engine_arguments, engine_class
+from ganleaks.settings.base import AttackEngine, check_setting, engine_class
 from ganleaks.victims.base import Victim, build_victim
 
 log = logging.getLogger(__name__)
 
-# Setting keys of earlier versions, and where their values go now.
-MOVED_SETTING_KEYS = {
-    "optimizer_kwargs": "the optimiser's arguments are keys of setting.optimizer now (e.g. "
-    "+setting.optimizer.history_size=20)",
-}
 # How calibration reconstructs on the reference model (calibration.reference_attack).
 REFERENCE_ATTACKS = ("whitebox", "setting")
 RESUME_KEY_NAME = "attack_key.json"
@@ -104,8 +99,7 @@ def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[st
     ``ReferenceOverlapError``, ``LPIPSWeightsMissingError``.
     """
     objects = objects or {}
-    victim_class = engine_class(cfg.setting)
-    check_setting_keys(cfg.setting, victim_class, "setting")
+    victim_class = check_setting(cfg.setting, "setting")
     victim = build_victim(cfg.victim, "victim", objects.get("victim"))
     victim.check_serves(victim_class, cfg.setting.get("name"))
     queries = victim.queries(cfg.attack.num_queries, cfg.seed)
@@ -117,7 +111,7 @@ def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[st
         reference_setting, reference_attack = reference_plan(cfg, victim_class)
         reference_class = engine_class(reference_setting)
         if reference_attack == "whitebox":  # otherwise the victim's setting, checked above
-            check_setting_keys(reference_setting, reference_class, "calibration.reference_setting")
+            check_setting(reference_setting, "calibration.reference_setting")
         reference.check_disjoint(queries)  # first: a reference that may have seen a query is never used
         reference.check_serves(reference_class, reference_setting.get("name"), f"calibration={cfg.calibration.name}")
         reference.check_fits(reference_class, queries)
@@ -157,36 +151,6 @@ def reference_plan(cfg: DictConfig, victim_class: type[AttackEngine]) -> tuple[D
     if mode == "whitebox" and victim_class.reconstructs:
         return cfg.calibration.reference_setting, "whitebox"
     return cfg.setting, "setting"
-
-
-def check_setting_keys(setting: DictConfig, cls: type[AttackEngine], where: str) -> None:
-    """The setting node gives every argument its engine takes (besides the runtime objects).
-
-    A key the engine does not take is ignored with a warning (a sweep may set ``++setting.k`` for
-    settings that have no ``k``); a key of earlier versions whose value would be lost is refused.
-    """
-    taken = engine_arguments(cls)
-    given = {str(key) for key in setting} - {"_target_", *SETTING_LABELS}
-    problems = [f"{where}.{name}: {MOVED_SETTING_KEYS[name]}" for name in sorted(given & MOVED_SETTING_KEYS.keys())]
-    problems += [
-        f"{where}.{name} is missing"
-        for name, parameter in sorted(taken.items())
-        if name not in given and parameter.default is parameter.empty
-    ]
-    if problems:
-        raise AttackConfigError(
-            f"{'; '.join(problems)}: {where} ({setting.get('name')}) names {cls.__name__}, which takes "
-            f"{', '.join(sorted(taken)) or 'no keys'}; fix the override or its conf/setting/*.yaml"
-        )
-    ignored = sorted(given - taken.keys())
-    if ignored:
-        log.warning(
-            "%s not used by %s (setting %s), ignored; it takes %s",
-            ", ".join(f"{where}.{name}" for name in ignored),
-            cls.__name__,
-            setting.get("name"),
-            ", ".join(sorted(taken)) or "no keys",
-        )
 
 
 def check_distance(cfg: DictConfig, sample_set: SampleSet) -> None:

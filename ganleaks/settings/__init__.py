@@ -5,19 +5,32 @@ lives in its own module: :mod:`.full_black_box`, :mod:`.reconstruction` (partial
 white-box), :mod:`.discriminator`, :mod:`.monte_carlo`.
 """
 
-from ganleaks.settings.base import AttackEngine, BatchResult, build_engine, engine_class
+from ganleaks.settings.base import (
+    AttackConfigError,
+    AttackEngine,
+    BatchResult,
+    build_engine,
+    check_setting,
+    engine_class,
+    setting_parameters,
+)
 from ganleaks.settings.discriminator import DiscriminatorEngine
 from ganleaks.settings.full_black_box import FullBlackBoxEngine
 from ganleaks.settings.monte_carlo import MonteCarloEngine
-from ganleaks.settings.reconstruction import ReconstructionEngine
+from ganleaks.settings.reconstruction import PartialBlackBoxEngine, ReconstructionEngine, WhiteBoxEngine
 
 __all__ = [
+    "AttackConfigError",
     "AttackEngine",
     "BatchResult",
     "DiscriminatorEngine",
     "FullBlackBoxEngine",
     "MonteCarloEngine",
+    "PartialBlackBoxEngine",
     "ReconstructionEngine",
+    "WhiteBoxEngine",
     "build_engine",
+    "check_setting",
     "engine_class",
+    "setting_parameters",
 ]

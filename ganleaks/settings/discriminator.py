@@ -15,6 +15,14 @@ class DiscriminatorEngine(AttackEngine):
     needs_generator = False
     needs_discriminator = True
 
+    label = "accessible discriminator"
+    description = (
+        "Accessible discriminator: the attacker had the trained discriminator and scores each "
+        "record by how real the discriminator finds it (LOGAN, Hayes et al.)."
+    )
+    knowledge = 4
+    config_parameters = ()
+
     def __init__(self, discriminator: nn.Module) -> None:
         super().__init__()
         self.discriminator = discriminator

@@ -7,7 +7,16 @@ from torch import Tensor, nn
 
 from ganleaks.attacks.nearest_neighbor import make_sample_bank, nearest_neighbors
 from ganleaks.distances.distance import ReconstructionDistance
-from ganleaks.settings.base import AttackEngine, BatchResult, non_finite_queries, searchable, status_and_values
+from ganleaks.parameters import Parameter
+from ganleaks.settings.base import (
+    BANK_CACHE_MB,
+    CHUNK_SIZE,
+    AttackEngine,
+    BatchResult,
+    non_finite_queries,
+    searchable,
+    status_and_values,
+)
 
 
 class FullBlackBoxEngine(AttackEngine):
@@ -19,6 +28,20 @@ class FullBlackBoxEngine(AttackEngine):
 
     reconstructs = True
     needs_latent_space = False
+
+    label = "full black-box"
+    description = (
+        "Full black-box: the attacker saw only a set of generated samples, no model; each record is "
+        "matched to its nearest generated sample (paper eq. 5)."
+    )
+    knowledge = 1
+    uses_k = True
+    config_parameters = (
+        Parameter("k", "int", low=1, help="generated samples the attacker sees"),
+        CHUNK_SIZE,
+        Parameter("rerank_top", "int", low=1, help=">1: re-rank the top m L2 neighbours by the full distance"),
+        BANK_CACHE_MB,
+    )
 
     def __init__(
         self,

@@ -7,13 +7,38 @@ from torch import Tensor, nn
 
 from ganleaks.attacks.montecarlo import MonteCarloAttack
 from ganleaks.attacks.nearest_neighbor import make_sample_bank
-from ganleaks.settings.base import AttackEngine, BatchResult, non_finite_queries, searchable, status_and_values
+from ganleaks.parameters import Parameter
+from ganleaks.settings.base import (
+    BANK_CACHE_MB,
+    CHUNK_SIZE,
+    AttackEngine,
+    BatchResult,
+    non_finite_queries,
+    searchable,
+    status_and_values,
+)
 
 
 class MonteCarloEngine(AttackEngine):
     """Hilprecht et al.'s baseline: loss = -(fraction of k samples within epsilon of x)."""
 
     needs_latent_space = False
+
+    label = "Monte-Carlo"
+    description = (
+        "Monte-Carlo baseline (Hilprecht et al.): the attacker saw only a set of generated samples "
+        "and counts the samples close to each record."
+    )
+    knowledge = 1
+    baseline = True
+    uses_k = True
+    config_parameters = (
+        Parameter("k", "int", low=1, help="generated samples the attacker sees"),
+        CHUNK_SIZE,
+        BANK_CACHE_MB,
+        Parameter("epsilon_rule", "choice", choices=("nearest", "pairwise"), help="how epsilon is set"),
+        Parameter("quantile", "float", low=0.0, high=1.0, help="the quantile of distances epsilon is set to"),
+    )
 
     def __init__(
         self,

@@ -1,4 +1,9 @@
-"""Partial black-box and white-box (paper 5.3-5.4, eq. 6-7): R(x) = G(z*) by a per-query latent search."""
+"""Partial black-box and white-box (paper 5.3-5.4, eq. 6-7): R(x) = G(z*) by a per-query latent search.
+
+One engine, :class:`ReconstructionEngine`; the two settings are its subclasses
+:class:`PartialBlackBoxEngine` and :class:`WhiteBoxEngine`, which differ in what they declare
+(the attacker's knowledge, how reports show them) and, in their YAML files, in the optimiser.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,16 @@ from ganleaks.attacks.nearest_neighbor import make_sample_bank, nearest_neighbor
 from ganleaks.attacks.reconstruction import LatentReconstructor
 from ganleaks.distances.distance import ReconstructionDistance
 from ganleaks.optimizers.base import OptimResult
-from ganleaks.settings.base import AttackEngine, BatchResult, non_finite_queries, searchable, status_and_values
+from ganleaks.parameters import Parameter
+from ganleaks.settings.base import (
+    BANK_CACHE_MB,
+    CHUNK_SIZE,
+    AttackEngine,
+    BatchResult,
+    non_finite_queries,
+    searchable,
+    status_and_values,
+)
 
 
 class ReconstructionEngine(AttackEngine):
@@ -28,6 +42,15 @@ class ReconstructionEngine(AttackEngine):
     """
 
     reconstructs = True
+    config_parameters = (
+        Parameter("optimizer", "any", help="the batched per-query optimiser: a _partial_ node or its name"),
+        Parameter("init", "choice", choices=("zero", "random", "nn"), help="where each search starts"),
+        Parameter("max_iter", "int", low=0, help="optimiser iterations (L-BFGS steps / Powell sweeps)"),
+        Parameter("restarts", "int", low=1, help="with init=random: independent starts, the best kept"),
+        Parameter("nn_k", "int", low=1, help="generated samples searched for init=nn"),
+        CHUNK_SIZE,
+        BANK_CACHE_MB,
+    )
 
     def __init__(
         self,
@@ -71,3 +94,25 @@ class ReconstructionEngine(AttackEngine):
         loss, status = status_and_values(result.loss.detach().float(), diverged)
         objective = torch.where(status.bool(), torch.full_like(loss, math.nan), result.objective.detach().float())
         return BatchResult(loss.cpu(), objective.cpu(), result.z.detach().cpu(), status.cpu())
+
+
+class PartialBlackBoxEngine(ReconstructionEngine):
+    """Partial black-box (paper 5.3): z* by a gradient-free search (Powell) over the generator's outputs."""
+
+    label = "partial black-box"
+    description = (
+        "Partial black-box: the attacker could choose latent codes and see the generated outputs, "
+        "without weights or gradients; each record is reconstructed by a gradient-free search (Powell)."
+    )
+    knowledge = 2
+
+
+class WhiteBoxEngine(ReconstructionEngine):
+    """White-box (paper 5.4): z* by gradient-based search (L-BFGS) through the generator."""
+
+    label = "white-box"
+    description = (
+        "White-box: the attacker had the generator's weights; each record is reconstructed by "
+        "gradient-based search (L-BFGS) through the generator."
+    )
+    knowledge = 3

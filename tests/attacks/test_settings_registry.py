@@ -18,8 +18,15 @@ from omegaconf import open_dict
 
 from ganleaks.attacks.reconstruction import random_latents
 from ganleaks.errors import AttackConfigError
-from ganleaks.orchestration.plan import check_setting_keys
-from ganleaks.settings import AttackEngine, BatchResult, ReconstructionEngine, build_engine, engine_class
+from ganleaks.settings import (
+    AttackEngine,
+    BatchResult,
+    ReconstructionEngine,
+    build_engine,
+    check_setting,
+    engine_class,
+    setting_parameters,
+)
 from ganleaks.status import STATUS_OK, status_from
 from ganleaks.workflows import attack
 from tests.attacks.helpers import make_generator
@@ -74,9 +81,11 @@ def test_a_new_setting_is_one_class_and_one_yaml_file(trained_root, tmp_path):
 @pytest.mark.parametrize("path", sorted((CONF / "setting").glob("*.yaml")), ids=lambda path: path.stem)
 def test_every_setting_names_an_engine_and_gives_exactly_its_arguments(tmp_path, path):
     cfg, _ = compose_app("attack", tmp_path, [f"setting={path.stem}"])
-    cls = engine_class(cfg.setting)
-    check_setting_keys(cfg.setting, cls, "setting")  # raises if a key is unknown or missing
+    cls = check_setting(cfg.setting, "setting")  # raises if a key is missing or a value out of range
+    assert cls is engine_class(cfg.setting)
     assert issubclass(cls, AttackEngine) and cfg.setting.name == path.stem
+    given = set(cfg.setting) - {"_target_", "name", "reference_model"}
+    assert given == {parameter.name for parameter in setting_parameters(cls)}  # exactly its declared keys
 
 
 def test_a_missing_setting_key_is_refused_before_anything_is_read(tmp_path):
@@ -89,8 +98,8 @@ def test_a_missing_setting_key_is_refused_before_anything_is_read(tmp_path):
 def test_a_setting_key_the_engine_does_not_take_is_ignored_with_a_warning(tmp_path, caplog):
     """A sweep may set ``++setting.k`` for every setting; the discriminator has no ``k``."""
     cfg, _ = compose_app("attack", tmp_path, ["setting=discriminator", "++setting.k=256"])
-    with caplog.at_level(logging.WARNING, logger="ganleaks.orchestration.plan"):
-        check_setting_keys(cfg.setting, engine_class(cfg.setting), "setting")
+    with caplog.at_level(logging.WARNING, logger="ganleaks.settings.base"):
+        check_setting(cfg.setting, "setting")
     assert "setting.k not used by DiscriminatorEngine" in caplog.text
     assert not [record for record in caplog.records if "reference_model" in record.getMessage()]  # a label
 
