@@ -10,10 +10,10 @@ from typing import cast
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from ganleaks.config_checks import check_attack_config, check_train_config
 from ganleaks.config_resolvers import register_resolvers
 from ganleaks.data import TrainingSet
 from ganleaks.data.loading import load_sample_set, prepare_split, write_trained_on
+from ganleaks.parameters import check_int, check_seed
 from ganleaks.third_party_output import silence_third_party_noise
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,14 @@ register_resolvers()  # ${ganleaks_digest:...} of conf/victim/, for configs comp
 
 
 PART_SIZE_KEYS = {"members": "train_size", "nonmembers": "nonmember_size", "reference": "reference_size"}
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """The numbers training reads (``seed``, ``data.batch_size``, ...), before any data is read or file written."""
+    check_seed(cfg.seed)
+    check_int("data.batch_size", cfg.data.batch_size, 1)
+    check_int("data.num_workers", cfg.data.get("num_workers", 0), 0)
+    check_int("checkpoint_every_n_steps", cfg.get("checkpoint_every_n_steps", 0), 0)
 
 
 def _check_split_config(data_cfg: DictConfig) -> None:
@@ -108,11 +116,12 @@ def attack(cfg: DictConfig, out_dir: str | Path, overrides: Sequence[str] | None
     ``objects``: Python objects per role that the victims' classes take by name
     (``{"victim": {"generator": G}}``, from ``ganleaks.audit``).
     """
+    from ganleaks.orchestration.plan import check_attack_keys
     from ganleaks.orchestration.run import run_attack
 
     if overrides is not None:
         cfg = with_victim_data(cfg, overrides)
-    check_attack_config(cfg)  # numbers and choices by key name, before seeding or reading anything
+    check_attack_keys(cfg)  # the attack's own numbers, before seeding (the rest: plan_attack, where owned)
     silence_third_party_noise()
     pl.seed_everything(cfg.seed, workers=True)
     return run_attack(cfg, Path(out_dir), objects)

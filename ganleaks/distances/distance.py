@@ -11,13 +11,15 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
+from hydra.utils import get_class
 from torch import Tensor, nn
 
-from ganleaks.parameters import Parameter
+from ganleaks.parameters import Parameter, check_node
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +210,7 @@ class ReconstructionDistance(nn.Module):
     """
 
     #: The keys of a ``conf/distance/*.yaml`` node that are checked before an attack reads anything
-    #: (:func:`ganleaks.config_checks.check_distance`); all have defaults here.
+    #: (:func:`check_distance_config`); all have defaults here.
     config_parameters = (
         Parameter("l2_weight", "float", low=0.0, required=False, help="lambda_1, the pixel MSE's weight"),
         Parameter("lpips_weight", "float", low=0.0, required=False, help="lambda_2, LPIPS's weight (image data)"),
@@ -279,3 +281,21 @@ class ReconstructionDistance(nn.Module):
             f"l2_weight={self.l2_weight}, lpips_weight={self.lpips_weight}, "
             f"latent_weight={self.latent_weight}, lpips_net={self.lpips_net!r}"
         )
+
+
+def check_distance_config(node: Any, where: str = "distance") -> None:
+    """A ``conf/distance/*.yaml`` node's values, by the parameters its class (``_target_``) declares.
+
+    A class that cannot be imported is not checked here: the attack builds the distance only when
+    its setting reconstructs, and fails there.
+    """
+    if node is None:
+        return
+    target = node.get("_target_")
+    cls: Any = ReconstructionDistance
+    if target and target != f"{ReconstructionDistance.__module__}.{ReconstructionDistance.__qualname__}":
+        try:
+            cls = get_class(target)
+        except Exception:  # an unimportable target fails where the distance is built, if it is
+            return
+    check_node(where, node, getattr(cls, "config_parameters", ()))

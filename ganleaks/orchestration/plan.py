@@ -21,8 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from ganleaks.data.sample_set import SampleSet
+from ganleaks.distances.distance import check_distance_config
 from ganleaks.errors import AttackConfigError
 from ganleaks.io import UnsafeFileError, atomic_write_text, load_weights_only
+from ganleaks.parameters import check_int, check_seed
 from ganleaks.settings.base import AttackEngine, check_setting, engine_class
 from ganleaks.victims.base import Victim, build_victim
 
@@ -80,6 +82,20 @@ class AttackPlan:
     facts: dict = field(default_factory=dict)
 
 
+def check_attack_keys(cfg: DictConfig) -> None:
+    """The attack's own numbers (``seed``, ``attack.*``), before anything is seeded or read.
+
+    The setting's keys are its class's (``settings.check_setting``), the distance's its class's, the
+    victim's facts the victim's: each is checked by :func:`plan_attack`, where it is owned.
+    """
+    check_seed(cfg.seed)
+    attack = cfg.attack
+    check_int("attack.batch_size", attack.batch_size, 1)
+    check_int("attack.num_queries", attack.get("num_queries"), allow_none=True)  # its range: choose_queries
+    check_int("attack.save_reconstructions", attack.get("save_reconstructions", 0), 0)
+    check_int("attack.most_exposed", attack.get("most_exposed", 20), 0)
+
+
 def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[str, Any]] | None = None) -> AttackPlan:
     """Check each fact the attack ``cfg`` depends on once, and plan it; nothing is scored or written.
 
@@ -100,6 +116,7 @@ def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[st
     """
     objects = objects or {}
     victim_class = check_setting(cfg.setting, "setting")
+    check_distance_config(cfg.get("distance"))
     victim = build_victim(cfg.victim, "victim", objects.get("victim"))
     victim.check_serves(victim_class, cfg.setting.get("name"))
     queries = victim.queries(cfg.attack.num_queries, cfg.seed)

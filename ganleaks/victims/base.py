@@ -31,10 +31,10 @@ from torch import Tensor, nn
 from ganleaks.data.queries import Queries
 from ganleaks.errors import AttackConfigError
 
-#: What a victim can offer a setting, and what each means.
+#: What a victim can offer a setting (the names a setting's ``needs()`` uses), and what each means.
 CAPABILITIES = {
-    "samples": "generated samples (a generator to draw from, or a stored sample set)",
-    "latent_space": "a generator whose latent space can be searched (z -> G(z))",
+    "generated samples": "generated samples (a generator to draw from, or a stored sample set)",
+    "generator": "a generator whose latent space can be searched (z -> G(z))",
     "discriminator": "the trained discriminator",
 }
 #: Keys of a victim node that name it, not build it (folder names, the short hash in them).
@@ -42,14 +42,13 @@ VICTIM_LABELS = ("name", "digest", "kind")
 
 
 def required_capabilities(setting_class: type) -> frozenset[str]:
-    """What a setting's engine class needs from a victim, read from its declared class attributes."""
-    needs = set()
-    if getattr(setting_class, "needs_generator", False):
-        needs.add("samples")
-        if getattr(setting_class, "needs_latent_space", False):
-            needs.add("latent_space")
-    if getattr(setting_class, "needs_discriminator", False):
-        needs.add("discriminator")
+    """What a setting needs from a victim, as its class declares it (``AttackEngine.needs()``).
+
+    A generator serves whatever needs generated samples too, so ``generator`` implies them.
+    """
+    needs = set(setting_class.needs())  # type: ignore[attr-defined]  # every setting is an AttackEngine
+    if "generator" in needs:
+        needs.add("generated samples")
     return frozenset(needs)
 
 
@@ -128,7 +127,7 @@ class Victim(ABC):
 
     @abstractmethod
     def offers(self) -> frozenset[str]:
-        """The :data:`CAPABILITIES` this victim can serve."""
+        """The :data:`CAPABILITIES` this victim can serve (a generator offers generated samples too)."""
 
     def missing_hint(self, missing: frozenset[str], setting: str) -> str:
         """What the user can do about ``missing`` capabilities (a subclass says what to bring)."""

@@ -107,7 +107,7 @@ class TrainingRunVictim(Victim):
 
     def offers(self) -> frozenset[str]:
         parts = {part for part in ("generator", "discriminator") if (self.run_dir / f"{part}.json").is_file()}
-        offered = {"samples", "latent_space"} if "generator" in parts else set()
+        offered = {"generated samples", "generator"} if "generator" in parts else set()
         return frozenset(offered | ({"discriminator"} & parts))
 
     def check_serves(self, setting_class: type, setting: str, where: str = "setting") -> None:

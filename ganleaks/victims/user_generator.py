@@ -92,7 +92,8 @@ class UserGeneratorVictim(UserArtefactVictim):
         return self.discriminator_spec is not None
 
     def offers(self) -> frozenset[str]:
-        return frozenset({"samples", "latent_space"} | ({"discriminator"} if self.has_discriminator() else set()))
+        discriminator = {"discriminator"} if self.has_discriminator() else set()
+        return frozenset({"generated samples", "generator", *discriminator})
 
     def missing_hint(self, missing: frozenset[str], setting: str) -> str:
         return (

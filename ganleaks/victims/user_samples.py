@@ -64,7 +64,7 @@ class SampleSetVictim(UserArtefactVictim):
         return "samples"
 
     def offers(self) -> frozenset[str]:
-        return frozenset({"samples"})
+        return frozenset({"generated samples"})
 
     def missing_hint(self, missing: frozenset[str], setting: str) -> str:
         return (

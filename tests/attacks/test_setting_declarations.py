@@ -99,11 +99,11 @@ def test_a_declaration_that_disagrees_with_the_constructor_fails_where_the_class
 
 
 def test_a_distance_declares_its_parameters_and_is_checked_the_same_way(tmp_path):
-    from ganleaks.config_checks import check_attack_config
+    from ganleaks.orchestration.plan import plan_attack
 
-    cfg, _ = compose_app("attack", tmp_path, ["setting=whitebox", "distance=paper", "distance.lpips_min_size=0"])
+    cfg, out_dir = compose_app("attack", tmp_path, ["setting=whitebox", "distance=paper", "distance.lpips_min_size=0"])
     with pytest.raises(ValueError, match=r"distance.lpips_min_size=0 is out of range: .* an integer >= 1"):
-        check_attack_config(cfg)
+        plan_attack(cfg, out_dir)  # its first checks: the setting's and the distance's declared keys
 
 
 def test_a_new_setting_runs_end_to_end_and_the_report_describes_it(trained_root, tmp_path, monkeypatch):

@@ -18,6 +18,7 @@ from omegaconf import open_dict
 
 from ganleaks.attacks.reconstruction import random_latents
 from ganleaks.errors import AttackConfigError
+from ganleaks.parameters import Parameter
 from ganleaks.settings import (
     AttackEngine,
     BatchResult,
@@ -37,6 +38,10 @@ class RandomSampleEngine(AttackEngine):
     """Null baseline: R(x) = G(z) for one random latent per query, seeded by (seed, id)."""
 
     reconstructs = True  # the loss is L(x, R(x)): the attack passes the distance
+    label = "random sample"
+    description = "Null baseline: each record is compared with one random generated sample."
+    baseline = True
+    config_parameters = (Parameter("scale", "float", low=0.0, help="the latents' standard deviation"),)
 
     def __init__(self, generator, distance, seed, *, scale: float) -> None:
         super().__init__()

@@ -30,7 +30,7 @@ class BundleVictim(Victim):
         return str(self.path)
 
     def offers(self) -> frozenset[str]:
-        return frozenset({"samples"})
+        return frozenset({"generated samples"})
 
     def missing_hint(self, missing: frozenset[str], setting: str) -> str:
         return "a bundle holds samples only: use setting=fullbb or setting=montecarlo"
