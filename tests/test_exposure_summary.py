@@ -137,3 +137,22 @@ def test_a_summary_without_privacy_or_record_says_so(tmp_path):
     page = write_summary(tmp_path).read_text()
     assert "not trained with differential privacy" in page and "not recorded" in page
     assert html.escape(format_estimate(metrics, "auc")) in page
+
+
+@pytest.mark.parametrize(
+    ("facts", "said", "not_said"),
+    [
+        ({"privacy": "unknown"}, "How this model was trained is not known here", "not trained with differential"),
+        (
+            {"privacy": "declared", "epsilon": 2.0, "delta": 1e-6},
+            "declared for this model, not checked here: &epsilon; = 2, &delta; = 1e-06",
+            "from the privacy accountant",
+        ),
+    ],
+)
+def test_a_users_model_is_never_said_to_be_trained_without_dp(tmp_path, facts, said, not_said):
+    """Nobody here knows how a user's artefact was trained: the page says so, or repeats the user's declaration."""
+    metrics = membership_metrics(torch.tensor([0.9, 0.2, 0.8, 0.1]), torch.tensor([1, 0, 1, 0]))
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics, **facts}))
+    page = write_summary(tmp_path).read_text()
+    assert said in page and not_said not in page

@@ -250,6 +250,7 @@ def test_summary_page_holds_the_metrics(user_files, tmp_path):
     assert recorded["auc"] == metrics["auc"]
     assert f"{recorded['auc']:.3f}" in page and f"{recorded['auc_ci'][0]:.3f}" in page
     assert f"{recorded['n_members']} members" in page
+    assert recorded["privacy"] == "unknown" and "How this model was trained is not known here" in page
 
 
 def test_python_api_with_modules_arrays_and_paths(user_files, tmp_path):

@@ -138,7 +138,9 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     row: dict[str, Any] = {
         "data": fact("data", _select(cfg, "data.name")),
         "model": fact("model", _select(cfg, "model.name")),
-        "privacy": fact("privacy", _select(cfg, "privacy.name", "dp" if privacy_enabled else "none")),
+        "privacy": fact(
+            "privacy", metrics.get("privacy") or _select(cfg, "privacy.name", "dp" if privacy_enabled else "none")
+        ),
         "noise_multiplier": fact(
             "noise_multiplier", _select(cfg, "privacy.noise_multiplier") if privacy_enabled else None
         ),
@@ -155,6 +157,7 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         "uses_wandb": _uses_wandb(cfg, run_dir),
         "wandb_project": _select(cfg, "logger.project") or _select(cfg, "logger.wandb.project"),
         "epsilon": fact("epsilon", metrics.get("epsilon")),
+        "delta": fact("delta", metrics.get("delta")),
     }
     for key in (*INTERVAL_KEYS, "accuracy", "n_failed", "wall_seconds"):
         row[key] = metrics.get(key)

@@ -113,15 +113,28 @@ def _exposed_table(path: Path, limit: int = 10) -> str:
 
 
 def _privacy(run: dict, run_dir: Path) -> str:
-    epsilon = run.get("epsilon")
+    """The victim's privacy statement as its run recorded it (``Victim.privacy``): dp, none, declared or unknown."""
+    status, epsilon, delta = run.get("privacy"), run.get("epsilon"), run.get("delta")
+    budget = "" if epsilon is None else f"&epsilon; = {_e(f'{float(epsilon):.3g}')}" + (
+        f", &delta; = {_e(f'{float(delta):.2g}')}" if delta is not None else ""
+    )  # fmt: skip
+    if status == "unknown":
+        return (
+            "How this model was trained is not known here: no privacy budget can be stated (declare one with "
+            "victim.privacy.epsilon and victim.privacy.delta if its publisher gives one)."
+        )
+    if status == "declared":
+        return f"Privacy budget declared for this model, not checked here: {budget}."
     if epsilon is None:
         return "The victim was not trained with differential privacy (no privacy budget recorded)."
-    victim_dir = resolve_victim_dir(run.get("victim_run_dir"), run_dir)
-    privacy = _read_json(victim_dir / "privacy.json") if victim_dir is not None else None
-    delta = None if privacy is None else privacy.get("delta")
-    return f"Differentially private victim: &epsilon; = {_e(f'{float(epsilon):.3g}')}" + (
-        f", &delta; = {_e(f'{float(delta):.2g}')}" if delta is not None else ""
-    ) + " (from the privacy accountant)."  # fmt: skip
+    if delta is None:  # runs from before run.json recorded delta: the victim's own record
+        victim_dir = resolve_victim_dir(run.get("victim_run_dir"), run_dir)
+        privacy = _read_json(victim_dir / "privacy.json") if victim_dir is not None else None
+        delta = None if privacy is None else privacy.get("delta")
+        budget = f"&epsilon; = {_e(f'{float(epsilon):.3g}')}" + (
+            f", &delta; = {_e(f'{float(delta):.2g}')}" if delta is not None else ""
+        )  # fmt: skip
+    return f"Differentially private victim: {budget} (from the privacy accountant)."
 
 
 def render_summary(run_dir: str | os.PathLike) -> str:
