@@ -107,7 +107,7 @@ def _train(cfg: DictConfig) -> None:
 
 
 def _attack(cfg: DictConfig) -> float:
-    from ganleaks.evaluation.estimates import format_estimate
+    from ganleaks.evaluation.estimates import result_lines
     from ganleaks.orchestration.run_record import restore_hydra_files
 
     out_dir = HydraConfig.get().runtime.output_dir
@@ -120,17 +120,8 @@ def _attack(cfg: DictConfig) -> float:
         # Hydra rewrote .hydra/ before this command failed: a finished run's record must stay its own.
         restore_hydra_files(out_dir)
         raise
-    if metrics:
-        print(
-            f"AUC {format_estimate(metrics, 'auc')}  TPR@1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.01')}  "
-            f"TPR@0.1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.001')}  ({cfg.setting.name}, "
-            f"calibration={cfg.calibration.name}, {metrics['n_members']} members / {metrics['n_nonmembers']} "
-            f"non-members; brackets: 95% bootstrap interval)"
-        )
-        print(
-            f"best-threshold accuracy {format_estimate(metrics, 'accuracy')} (optimistic: the threshold is chosen "
-            "on the evaluated queries)"
-        )
+    if metrics:  # the verdict first (flagged / inconclusive say so), then every estimate with its interval
+        print("\n".join(result_lines(metrics, cfg.setting.name, cfg.calibration.name)))
     return metrics.get("auc", float("nan"))
 
 

@@ -21,7 +21,7 @@ from scipy import stats
 from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision, binary_roc
 
-from ganleaks.evaluation.estimates import FPR_TARGETS, INTERVAL_KEYS, TPR_KEYS
+from ganleaks.evaluation.estimates import FPR_TARGETS, INTERVAL_KEYS, TPR_KEYS, verdict
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,20 @@ def min_nonmembers(target: float) -> int:
 def _false_positives_allowed(target: float, n_nonmembers: int) -> int:
     """Most false positives with FPR <= ``target`` (the tolerance of :func:`tpr_at_fpr`)."""
     return math.floor((target + 1e-12) * n_nonmembers)
+
+
+def operating_point(scores: Tensor, labels: Tensor, target: float) -> tuple[float, float, float]:
+    """``(tpr, realised_fpr, threshold)`` of the TPR at FPR ``target``: a query is called a member when
+    its score is strictly above ``threshold``, the score of the (k+1)-th highest non-member, k the
+    false positives the target allows; the same point as :func:`tpr_at_fpr` on :func:`roc_curve`.
+
+    Needs finite scores, at least one member and at least :func:`min_nonmembers` (``target``) non-members.
+    """
+    members, nonmembers = scores[labels == 1], scores[labels == 0]
+    allowed = _false_positives_allowed(target, len(nonmembers))
+    threshold = float(torch.sort(nonmembers, descending=True).values[allowed])
+    tpr = float((members > threshold).double().mean())
+    return tpr, float((nonmembers > threshold).double().mean()), threshold
 
 
 def _per_resample_counts(levels: np.ndarray, n_levels: int, dtype: type) -> np.ndarray:
@@ -248,6 +262,8 @@ def membership_metrics(
             )
 
     result: dict[str, Any] = {name: math.nan for name in ("auc", "average_precision", *TPR_KEYS, "accuracy")}
+    realised: dict[float, float] = {}  # per estimable FPR target: the FPR the TPR was read at, and its threshold
+    thresholds: dict[float, float] = {}
     if n_members == 0 or n_nonmembers == 0:
         log.warning("membership metrics need both members and non-members (got %d and %d)", n_members, n_nonmembers)
     else:
@@ -257,6 +273,7 @@ def membership_metrics(
         fpr, tpr = roc_curve(scores, labels)
         for target in estimable:
             result[f"tpr_at_fpr_{target}"] = tpr_at_fpr(fpr, tpr, target)
+            _, realised[target], thresholds[target] = operating_point(scores, labels, target)
         correct = tpr * n_members + (1 - fpr) * n_nonmembers
         result["accuracy"] = float(correct.max() / (n_members + n_nonmembers))
     for key in not_estimable:
@@ -282,9 +299,27 @@ def membership_metrics(
         if key not in intervals:
             not_estimable[f"{key}_ci"] = not_estimable.get(key, reason)
 
+    operating: dict[str, Any] = {}
+    for target in FPR_TARGETS:
+        key = f"tpr_at_fpr_{target}"
+        operating[f"{key}_realised_fpr"] = realised.get(target)
+        operating[f"{key}_threshold"] = thresholds.get(target)
+        if target not in realised:
+            for suffix in ("_realised_fpr", "_threshold"):
+                not_estimable[key + suffix] = not_estimable.get(key, "needs both members and non-members")
+    member_scores, nonmember_scores = scores[labels == 1], scores[labels == 0]
+    score_checks = {
+        "n_distinct_scores": int(len(torch.unique(scores))),
+        "same_scores_both_classes": bool(
+            n_members > 0
+            and n_members == n_nonmembers
+            and torch.equal(torch.sort(member_scores).values, torch.sort(nonmember_scores).values)
+        ),
+    }
     ordered = [name for key in INTERVAL_KEYS for name in (key, f"{key}_ci")]
-    return {
+    metrics = {
         **{name: result[name] for name in ordered},
+        **operating,
         "accuracy": result["accuracy"],
         "accuracy_threshold": ACCURACY_THRESHOLD,
         "n_members": n_members,
@@ -295,4 +330,7 @@ def membership_metrics(
         "n_bootstrap": n_resamples if intervals else 0,
         "ci_seed": seed,
         "not_estimable": not_estimable,
+        "score_checks": score_checks,
     }
+    metrics["verdict"] = verdict(metrics)
+    return metrics

@@ -158,6 +158,8 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         "wandb_project": _select(cfg, "logger.project") or _select(cfg, "logger.wandb.project"),
         "epsilon": fact("epsilon", metrics.get("epsilon")),
         "delta": fact("delta", metrics.get("delta")),
+        # a training run made here ("run") or a user's artefact ("samples", "generator", ...)
+        "victim_kind": facts.get("victim_kind") or metrics.get("victim_kind") or "run",
     }
     for key in (*INTERVAL_KEYS, "accuracy", "n_failed", "wall_seconds"):
         row[key] = metrics.get(key)

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from ganleaks.evaluation.estimates import INTERVAL_KEYS, format_estimate
+from ganleaks.evaluation.estimates import FPR_TARGETS, INTERVAL_KEYS, format_estimate, verdict_of
 from ganleaks.evaluation.exposure import EXPOSED_CSV, EXPOSED_PNG
 from ganleaks.evaluation.runs import load_run, resolve_victim_dir, setting_info
 from ganleaks.io import atomic_write_text
@@ -90,6 +90,108 @@ def attack_command(run_dir: str | os.PathLike) -> str | None:
     return " ".join(["python attack.py", *(shlex.quote(str(o)) for o in overrides)])
 
 
+def made_by(run_dir: str | os.PathLike) -> str | None:
+    """The exact command or API call that made the run: ``python attack.py <overrides>``, or the
+    ``ganleaks.audit(...)`` call an API run recorded (the config key ``api_call``, in ``run.json``)."""
+    command = attack_command(run_dir)
+    if command is not None:
+        return command
+    call = _config(Path(run_dir)).get("api_call")
+    return str(call) if call else None
+
+
+VERDICT_WORDS = {
+    "leakage": "members can be told apart: the model leaks membership",
+    "no evidence of leakage": "no evidence of leakage from this attack (a stronger attack might still find some)",
+    "inconclusive": "INCONCLUSIVE: too little evidence to decide either way",
+    "no signal": "NO SIGNAL: every query got the same score, so nothing was measured; this is not a verdict",
+    "flagged": "FLAGGED: this outcome does not make sense as a membership measurement; it is not a verdict",
+}
+
+
+def _knowledge(description: str) -> str:
+    """``"the attacker saw only a set of generated samples, no model"`` from a setting's description."""
+    text = description.split(": ", 1)[-1].split(";")[0].strip().rstrip(".")
+    return text or "what the attacker knew is not recorded"
+
+
+def _victim_phrase(run: dict) -> str:
+    kind = run.get("victim_kind") or "run"
+    where = run.get("victim_run_dir")
+    if kind == "run":
+        size = run.get("train_size")
+        trained = f" trained here on {size} {run.get('data') or ''} records".replace("  ", " ") if size else ""
+        return f"the {run.get('model') or ''} generator{trained}".replace("the  ", "the ")
+    what = {"samples": "the user's generated sample set", "generator": "the user's generator"}.get(
+        str(kind), f"the user's {kind}"
+    )
+    return f"{what} ({where})" if where else what
+
+
+def headline(run: dict, metrics: dict) -> str:
+    """One plain-language sentence: what was attacked, with what knowledge, how well members were told
+    apart (the AUC with its interval) and what that allows to conclude (the verdict)."""
+    info = setting_info(run)
+    found = verdict_of(metrics)
+    auc = format_estimate(metrics, "auc", with_interval=True)
+    conclusion = VERDICT_WORDS.get(str(found["status"]), str(found["status"]))
+    return (
+        f"A {info.label} attack ({_knowledge(info.description)}) on {_victim_phrase(run)} told its "
+        f"{metrics.get('n_members')} member records from {metrics.get('n_nonmembers')} non-members with AUC {auc} "
+        f"(0.5 is chance, 1 is perfect; 95% interval in brackets): {conclusion}."
+    )
+
+
+def significant(value: Any, digits: int = 4) -> str:
+    """A score as the page shows it: ``digits`` significant digits (float32 scores carry about 7)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
+    return "" if number != number else f"{number:.{digits}g}"
+
+
+def _rounded(node: Any, digits: int = 6) -> Any:
+    """``node`` with every float rounded to ``digits`` significant digits (the page's copy of metrics.json)."""
+    if isinstance(node, float):
+        return float(f"{node:.{digits}g}")
+    if isinstance(node, dict):
+        return {key: _rounded(value, digits) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_rounded(value, digits) for value in node]
+    return node
+
+
+def _distinct_digits(values: list[str]) -> int:
+    """Fewest significant digits (3 to 7) that keep distinct numbers of ``values`` distinct."""
+    numbers = []
+    for value in values:
+        try:
+            numbers.append(float(value))
+        except ValueError:
+            continue
+    for digits in range(3, 8):
+        if len({f"{n:.{digits}g}" for n in numbers}) == len(set(numbers)):
+            return digits
+    return 7
+
+
+def _operating_points(metrics: dict) -> str:
+    """Each TPR at fixed FPR with the FPR it was read at and the score threshold that gives it."""
+    rows = []
+    for target in FPR_TARGETS:
+        key = f"tpr_at_fpr_{target}"
+        estimate = format_estimate(metrics, key, with_interval=True)
+        realised, threshold = metrics.get(f"{key}_realised_fpr"), metrics.get(f"{key}_threshold")
+        rows.append(
+            f"<tr><td>{_e(f'{target:.1%}')}</td><td>{_e(estimate)}</td>"
+            f"<td>{_e('' if realised is None else f'{float(realised):.4g}')}</td>"
+            f"<td>{_e('' if threshold is None else f'score > {significant(threshold, 6)}')}</td></tr>"
+        )
+    head = "<tr><th>FPR target</th><th>TPR [95% CI]</th><th>realised FPR</th><th>member when</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 def _flatten(node: Any, prefix: str) -> list[tuple[str, Any]]:
     if isinstance(node, dict):
         return [item for key, value in node.items() for item in _flatten(value, f"{prefix}.{key}")]
@@ -108,7 +210,14 @@ def _exposed_table(path: Path, limit: int = 10) -> str:
     if len(rows) < 2:
         return "<p>No member could be scored.</p>"
     head = "".join(f"<th>{_e(cell)}</th>" for cell in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows[1 : limit + 1])
+    shown = rows[1 : limit + 1]
+    # Numbers to the digits that tell the shown records apart (float32 scores carry about 7), not repr's 17.
+    numeric = [c for c, name in enumerate(rows[0]) if name not in ("rank", "id")]
+    digits = {c: _distinct_digits([row[c] for row in shown if c < len(row)]) for c in numeric}
+    shown = [
+        [significant(cell, digits[c]) if c in digits and cell else cell for c, cell in enumerate(row)] for row in shown
+    ]
+    body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in shown)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -154,8 +263,15 @@ def render_summary(run_dir: str | os.PathLike) -> str:
     if calibration and calibration != "none":
         threat += " Scores are calibrated with a reference model trained on data disjoint from the queries (eq. 11)."
 
+    found = verdict_of(metrics)
     parts = [
         f"<h1>Membership-inference audit: {_e(setting)}</h1>",
+        f'<p class="headline"><strong>{_e(headline(run, metrics))}</strong></p>',
+        f'<p class="verdict">Verdict: <strong>{_e(found["status"])}</strong>'
+        + ("" if found.get("decided") else " (not a verdict)")
+        + "</p><ul>"
+        + "".join(f"<li>{_e(reason)}</li>" for reason in found.get("reasons") or [])
+        + "</ul>",
         f"<h2>Threat model: {_e(info.label)}</h2>",
         f"<p>{_e(threat)}</p>",
     ]
@@ -165,7 +281,9 @@ def render_summary(run_dir: str | os.PathLike) -> str:
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v not in (None, ""))
     parts += ["<h2>Victim</h2>", f"<table>{rows}</table>", f"<p>{_privacy(run, run_dir)}</p>"]
 
-    metric_rows = [(METRIC_LABELS.get(key, key), format_estimate(metrics, key)) for key in INTERVAL_KEYS]
+    metric_rows = [
+        (METRIC_LABELS.get(key, key), format_estimate(metrics, key, with_interval=True)) for key in INTERVAL_KEYS
+    ]
     if metrics.get("accuracy") is not None:
         metric_rows.append(("Best-threshold accuracy (optimistic)", format_estimate(metrics, "accuracy")))
     counts = ", ".join(
@@ -178,6 +296,10 @@ def render_summary(run_dir: str | os.PathLike) -> str:
         f'<p class="note">Queries: {_e(counts)}. Intervals: {_e(metrics.get("ci_level", 0.95))} '
         f"{_e(metrics.get('ci_method', 'bootstrap'))}. AUC 0.5 is chance; a TPR at low FPR well above that FPR "
         "means some records are identified with few false alarms.</p>",
+        "<h3>TPR at fixed FPR: where it was read</h3>",
+        _operating_points(metrics),
+        '<p class="note">The TPR at an FPR target is read at the largest FPR the non-members allow not above '
+        "it (the realised FPR); a query is called a member when its score is above the threshold.</p>",
     ]
     for name, caption in FIGURES:
         if (run_dir / name).is_file():
@@ -185,11 +307,11 @@ def render_summary(run_dir: str | os.PathLike) -> str:
     if (run_dir / EXPOSED_CSV).is_file():
         parts += ["<h2>Most exposed members</h2>", _exposed_table(run_dir / EXPOSED_CSV)]
 
-    command = attack_command(run_dir)
+    command = made_by(run_dir)
     parts += ["<h2>Command</h2>", f"<pre>{_e(command or 'not recorded (no run.json or .hydra/overrides.yaml)')}</pre>"]
     parts += [
-        "<details><summary>metrics.json</summary>",
-        f"<pre>{_e(json.dumps(metrics, indent=1, sort_keys=True))}</pre></details>",
+        "<details><summary>metrics.json (numbers rounded to 6 significant digits; the file holds them all)</summary>",
+        f"<pre>{_e(json.dumps(_rounded(metrics), indent=1, sort_keys=True))}</pre></details>",
         f'<p class="note">Run folder: {_e(run_dir)}</p>',
     ]
     title = f"ganleaks audit: {setting}"

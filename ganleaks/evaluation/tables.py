@@ -59,11 +59,16 @@ def _format(value: Any, spec: str, row: dict | None = None, key: str = "") -> st
         return str(value)
 
 
+# Raw-table columns (CSV, W&B) not in the Markdown table (docs/RESULTS.md embeds that), after the column named.
+RAW_ONLY: dict[str, tuple[str, ...]] = {"model": ("victim_kind",)}  # "run" (trained here) or a user's artefact
+
+
 def raw_columns() -> list[str]:
     """Keys of the raw table (CSV, W&B): the columns, each interval as ``<key>_ci_low, <key>_ci_high``."""
     keys = []
     for key, _, _ in COLUMNS:
         keys.append(key)
+        keys += RAW_ONLY.get(key, ())
         if key in INTERVAL_KEYS:
             keys += [f"{key}_ci_low", f"{key}_ci_high"]
     return keys

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganleaks.attacks.nearest_neighbor import NonFiniteOutputError
 from ganleaks.data.queries import Queries
 from ganleaks.errors import AttackConfigError
-from ganleaks.evaluation.estimates import format_estimate
+from ganleaks.evaluation.estimates import format_estimate, verdict
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.orchestration.calibration import align_by_id, calibrated_loss
 from ganleaks.orchestration.outputs import QueryScores, Reconstructions, write_outputs
@@ -53,15 +53,16 @@ def run_attack(cfg: DictConfig, out_dir: str | Path, objects: Mapping[str, Mappi
     if rank != 0:
         return {}
     scores = _query_scores(plan, rows)
-    metrics = _metrics(cfg, plan, scores, out_dir, time.time() - started)
+    metrics = _metrics(cfg, plan, scores, out_dir, time.time() - started, engines["victim"].counts_used())
     found = {role: Reconstructions(row["ids"], row["z"], engines[role]) for role, row in rows.items() if "z" in row}
     write_outputs(cfg, out_dir, scores, metrics, plan.queries, found)
     log.info(
-        "%s on %s: AUC %s, TPR@1%%FPR %s (%d members, %d non-members, %d failed) -> %s",
+        "%s on %s: %s; AUC %s, TPR@1%%FPR %s (%d members, %d non-members, %d failed) -> %s",
         cfg.setting.name,
         plan.runs["victim"].run_dir,
-        format_estimate(metrics, "auc"),
-        format_estimate(metrics, "tpr_at_fpr_0.01"),
+        metrics["verdict"]["status"],
+        format_estimate(metrics, "auc", with_interval=True),
+        format_estimate(metrics, "tpr_at_fpr_0.01", with_interval=True),
         metrics["n_members"],
         metrics["n_nonmembers"],
         metrics.get("n_failed", 0),
@@ -113,12 +114,16 @@ def _query_scores(plan: AttackPlan, rows: dict[str, dict]) -> QueryScores:
     return QueryScores(plan.ids, plan.labels, victim_loss, reference_loss, -loss, status, plan.query_names)
 
 
-def _metrics(cfg: DictConfig, plan: AttackPlan, scores: QueryScores, out_dir: Path, seconds: float) -> dict:
-    """The membership metrics and the facts of the run (and of its calibration)."""
+def _metrics(
+    cfg: DictConfig, plan: AttackPlan, scores: QueryScores, out_dir: Path, seconds: float, used: dict | None = None
+) -> dict:
+    """The membership metrics and the facts of the run (and of its calibration); ``used``: the counts
+    the victim's engine really used (``k`` of a sample set smaller than ``setting.k``)."""
     metrics = membership_metrics(scores.score, scores.labels)
     reference = plan.runs.get("reference")
     reference_dir = None if reference is None else reference.run_dir
-    metrics.update(_run_facts(cfg, plan.facts, reference_dir, scores.status, seconds))
+    metrics.update(_run_facts(cfg, plan.facts, reference_dir, scores.status, seconds, used))
+    metrics["verdict"] = verdict(metrics)  # again: n_failed now counts every query whose status is not ok
     if reference is not None:
         metrics.update(
             reference_attack=plan.reference_attack,
@@ -152,10 +157,10 @@ def _recorded_path(path: Path, out_dir: Path) -> str:
         return str(path)
 
 
-def _run_facts(cfg, victim_facts, reference_dir, status, seconds) -> dict:
+def _run_facts(cfg, victim_facts, reference_dir, status, seconds, used=None) -> dict:
     """What was attacked and how (run_record.attack_facts, the record the report reads), and how it went."""
     return {
-        **attack_facts(cfg, victim_facts, reference_dir),
+        **attack_facts(cfg, victim_facts, reference_dir, used),
         "n_failed": int((status != 0).sum()),
         "wall_seconds": round(seconds, 2),
     }

@@ -27,11 +27,15 @@ log = logging.getLogger(__name__)
 RUN_RECORD_NAME = "run.json"
 HYDRA_SUBDIR = ".hydra"
 RECORD_VERSION = 2  # 2: with "facts"
-# The facts of an attack, in this order; k only where the setting has one, epsilon / delta /
-# noise_multiplier only for a victim trained with DP.
+# The facts of an attack, in this order; k only where the setting has one (the k used: k_requested is
+# setting.k where that differs, e.g. a sample set of fewer samples), nn_k (used) only where a setting
+# searched a bank for its initial latents, epsilon / delta / noise_multiplier only for a victim trained with DP.
 FACT_KEYS = (
     "setting",
     "k",
+    "k_requested",
+    "nn_k",
+    "nn_k_requested",
     "calibration",
     "distance",
     "victim_run_dir",
@@ -47,14 +51,25 @@ FACT_KEYS = (
 )
 
 
-def attack_facts(cfg: DictConfig, victim_facts: dict, reference_dir: Path | str | None) -> dict:
+def attack_facts(
+    cfg: DictConfig, victim_facts: dict, reference_dir: Path | str | None, used: dict | None = None
+) -> dict:
     """What an attack ran on and with (``FACT_KEYS``): the setting's and the config's facts, and what
     the victim says about itself (:meth:`~ganleaks.victims.base.Victim.facts`: where it is, its data,
-    model, training-set size and privacy statement).
+    model, training-set size and privacy statement). ``used``: the counts the victim's engine really
+    used (``AttackEngine.counts_used``, e.g. ``{"k": 128}``); recorded as ``k`` / ``nn_k``, with the
+    setting's value as ``k_requested`` / ``nn_k_requested`` where it differs.
     """
+    used = used or {}
+    counts: dict = {}
+    for key in ("k", "nn_k"):
+        requested = cfg.setting.get(key)
+        counts[key] = used.get(key, requested if key == "k" else None)
+        if counts[key] is not None and requested is not None and int(requested) != int(counts[key]):
+            counts[f"{key}_requested"] = int(requested)
     facts = {
         "setting": cfg.setting.name,
-        "k": cfg.setting.get("k"),
+        **counts,
         "calibration": cfg.calibration.name,
         "distance": cfg.distance.name,
         "victim_run_dir": victim_facts.get("victim_run_dir"),
@@ -63,9 +78,9 @@ def attack_facts(cfg: DictConfig, victim_facts: dict, reference_dir: Path | str 
         **{key: victim_facts.get(key) for key in ("noise_multiplier", "epsilon", "delta")},
         "seed": int(cfg.seed),
     }
-    facts = {key: facts[key] for key in FACT_KEYS}  # the record's order
+    facts = {key: facts.get(key) for key in FACT_KEYS}  # the record's order
     extra = {key: value for key, value in victim_facts.items() if key not in facts}  # e.g. victim_kind
-    optional = ("k", "noise_multiplier", "epsilon", "delta")
+    optional = ("k", "k_requested", "nn_k", "nn_k_requested", "noise_multiplier", "epsilon", "delta")
     return {**{key: value for key, value in facts.items() if value is not None or key not in optional}, **extra}
 
 

@@ -148,6 +148,12 @@ class AttackEngine(nn.Module):
             parts.append("discriminator")
         return tuple(parts)
 
+    def counts_used(self) -> dict[str, int]:
+        """The counts this engine really uses where they may differ from the setting's keys, by key
+        (``{"k": 128}`` when a sample set of 128 samples capped ``setting.k=10000``); the run records
+        them as its facts. Empty: the keys' values are used as given."""
+        return {}
+
     def prepare(self, queries: Tensor) -> None:
         """Called once with every query before scoring (only the Monte-Carlo baseline needs it)."""
 

@@ -62,6 +62,9 @@ class FullBlackBoxEngine(AttackEngine):
         )
         self.rerank_top = int(rerank_top)
 
+    def counts_used(self) -> dict[str, int]:
+        return {"k": int(self.bank.k)}  # a stored sample set caps k at its size
+
     @torch.no_grad()
     def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
         bad = non_finite_queries(x)

@@ -58,6 +58,9 @@ class MonteCarloEngine(AttackEngine):
         )
         self.attack = MonteCarloAttack(bank, epsilon_rule=epsilon_rule, quantile=float(quantile))
 
+    def counts_used(self) -> dict[str, int]:
+        return {"k": len(self.attack.bank)}  # a stored sample set caps k at its size
+
     @torch.no_grad()
     def prepare(self, queries: Tensor) -> None:
         self.attack.fit_epsilon(queries[~non_finite_queries(queries)])  # one broken query must not move epsilon

@@ -81,6 +81,9 @@ class ReconstructionEngine(AttackEngine):
             else None
         )
 
+    def counts_used(self) -> dict[str, int]:
+        return {} if self.bank is None else {"nn_k": int(self.bank.k)}
+
     def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
         init_z = None
         bad = non_finite_queries(x)
