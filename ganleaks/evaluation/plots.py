@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import matplotlib
@@ -13,7 +14,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 
-from ganleaks.evaluation.estimates import format_estimate
+from ganleaks.evaluation.estimates import FPR_TARGETS, format_estimate
 from ganleaks.evaluation.metrics import membership_metrics, roc_curve
 from ganleaks.io import atomic_path
 
@@ -44,22 +45,35 @@ def plot_roc(scores: Tensor, labels: Tensor, path: str | os.PathLike, title: str
     keep = ~torch.isnan(scores)
     metrics = membership_metrics(scores, labels)
     figure, (linear, loglog) = plt.subplots(1, 2, figsize=(10, 4.5))
-    if int(labels[keep].sum()) and int((labels[keep] == 0).sum()):
+    n_nonmembers = int((labels[keep] == 0).sum())
+    floor = 1 / (2 * max(n_nonmembers, 1))  # where FPR = 0 is drawn on the log axis (log 0 has no place)
+    if int(labels[keep].sum()) and n_nonmembers:
         fpr, tpr = roc_curve(scores[keep], labels[keep])
-        label = f"AUC {format_estimate(metrics, 'auc')}, TPR@1%FPR {format_estimate(metrics, 'tpr_at_fpr_0.01')}"
+        auc, tpr_1 = (format_estimate(metrics, key, with_interval=True) for key in ("auc", "tpr_at_fpr_0.01"))
+        label = re.sub(r" \((no interval|needs >= \d+ non-members)[^)]*\)", r" (\1)", f"AUC {auc}, TPR@1%FPR {tpr_1}")
         linear.plot(fpr.numpy(), tpr.numpy(), label=label)
-        loglog.plot(fpr.numpy(), tpr.numpy(), label=label)
+        loglog.plot(fpr.clamp(min=floor).numpy(), tpr.numpy(), label=label)
+        for target in FPR_TARGETS:  # each TPR at fixed FPR where it was read (realised FPR), if estimable
+            key = f"tpr_at_fpr_{target}"
+            if metrics.get(key) is not None and metrics.get(f"{key}_realised_fpr") is not None:
+                point = (max(metrics[f"{key}_realised_fpr"], floor), max(metrics[key], floor))
+                loglog.plot(*point, "o", color="tab:red", markersize=4)
+                loglog.annotate(f"TPR@{target:.1%}", point, fontsize=7, xytext=(3, -9), textcoords="offset points")
     n = max(int(keep.sum()), 2)
+    low = min(1 / n, floor)
     linear.plot([0, 1], [0, 1], "k--", linewidth=1, label="chance")
-    loglog.plot([1 / n, 1], [1 / n, 1], "k--", linewidth=1, label="chance")
+    loglog.plot([low, 1], [low, 1], "k--", linewidth=1, label="chance")
     linear.set(xlim=(0, 1), ylim=(0, 1), xlabel="false positive rate", ylabel="true positive rate", title="ROC")
-    loglog.set(xscale="log", yscale="log", xlim=(1 / n, 1), ylim=(1 / n, 1),
-               xlabel="false positive rate", ylabel="true positive rate", title="ROC (log-log)")  # fmt: skip
+    loglog.set(xscale="log", yscale="log", xlim=(low, 1), ylim=(low, 1),
+               xlabel=f"false positive rate (FPR 0 drawn at {floor:.2g})", ylabel="true positive rate",
+               title="ROC (log-log: the low-FPR regime)")  # fmt: skip
     for axis in (linear, loglog):
         axis.legend(loc="lower right", fontsize=8)
         axis.grid(alpha=0.3)
-    if title:
-        figure.suptitle(title)
+    found = metrics["verdict"]
+    status = "" if found["decided"] else f"{found['status'].upper()} (not a verdict)"
+    if title or status:
+        figure.suptitle(" - ".join(part for part in (title, status) if part))
     return _save(figure, path)
 
 
