@@ -163,3 +163,9 @@ def test_the_verdict_of_an_older_run_is_computed_from_its_numbers(shift):
     metrics = membership_metrics(gaussian(shift, n=1000), torch.tensor([1] * 1000 + [0] * 1000))
     recorded = metrics.pop("verdict")
     assert verdict_of(metrics)["status"] == recorded["status"]
+
+
+def test_the_summary_page_says_how_many_samples_were_searched(tmp_path):
+    metrics = membership_metrics(gaussian(1.0, n=20), torch.tensor([1] * 20 + [0] * 20))
+    page = render_summary(write_run(tmp_path / "user", metrics, USER_FACTS))
+    assert "128 (setting.k=10000: only 128 available)" in page

@@ -101,7 +101,7 @@ def made_by(run_dir: str | os.PathLike) -> str | None:
 
 
 VERDICT_WORDS = {
-    "leakage": "members can be told apart: the model leaks membership",
+    "leakage": "members can be told apart: it leaks membership",
     "no evidence of leakage": "no evidence of leakage from this attack (a stronger attack might still find some)",
     "inconclusive": "INCONCLUSIVE: too little evidence to decide either way",
     "no signal": "NO SIGNAL: every query got the same score, so nothing was measured; this is not a verdict",
@@ -277,6 +277,15 @@ def render_summary(run_dir: str | os.PathLike) -> str:
     ]
     victim = config.get("victim") if isinstance(config.get("victim"), dict) else {}
     facts = [("data", run.get("data")), ("model", run.get("model")), ("members trained on", run.get("train_size"))]
+    for key, what in (("k", "generated samples searched (k)"), ("nn_k", "samples searched for initial latents (nn_k)")):
+        if metrics.get(key) is not None:  # the count used; the setting's value beside it where more was asked for
+            asked = metrics.get(f"{key}_requested")
+            facts.append(
+                (
+                    what,
+                    f"{metrics[key]} (setting.{key}={asked}: only {metrics[key]} available)" if asked else metrics[key],
+                )
+            )
     facts += _flatten(victim, "victim")
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v not in (None, ""))
     parts += ["<h2>Victim</h2>", f"<table>{rows}</table>", f"<p>{_privacy(run, run_dir)}</p>"]
