@@ -129,7 +129,7 @@ def verdict(metrics: dict) -> dict:
             )
         elif low <= 0.5 <= high and high - low > MAX_WIDTH_AT_CHANCE:
             inconclusive.append(
-                f"the AUC interval [{low:.3f}, {high:.3f}] holds 0.5 but is {high - low:.2f} wide (more than "
+                f"the AUC interval [{low:.3f}, {high:.3f}] holds 0.5 but is {high - low:.3f} wide (more than "
                 f"{MAX_WIDTH_AT_CHANCE}): it cannot rule out an AUC of {high:.2f}; score more queries"
             )
         if low > 0.5:
@@ -160,6 +160,11 @@ def verdict(metrics: dict) -> dict:
             f"the AUC interval [{low:.3f}, {high:.3f}] does not lie above 0.5 and is at most {MAX_WIDTH_AT_CHANCE} "
             "wide, and no TPR interval lies above its FPR: this attack found no leakage (a stronger one might)"
         ]
+        if high < 0.5:
+            reasons.append(
+                f"members scored slightly but reliably LOWER than non-members (interval below 0.5, AUC {auc:.3f}): "
+                "if unexpected, check the member / non-member labels and the declared ranges"
+            )
     return {"status": status, "decided": status in DECIDED, "reasons": reasons}
 
 
