@@ -235,7 +235,11 @@ def membership_metrics(
         ``[low, high]`` or None; ``accuracy`` and ``accuracy_threshold`` (how it was chosen);
         ``n_members``, ``n_nonmembers`` (queries scored), ``n_failed`` (non-finite scores);
         ``ci_level``, ``ci_method``, ``n_bootstrap``, ``ci_seed``; ``not_estimable``
-        (``{key: reason}`` for every None). Point estimates are NaN when a class is empty.
+        (``{key: reason}`` for every None); ``tpr_at_fpr_<t>_realised_fpr`` and ``_threshold`` (where
+        each TPR was read: :func:`operating_point`); ``score_checks`` (``n_distinct_scores``,
+        ``same_scores_both_classes``) and ``verdict`` (:func:`ganleaks.evaluation.estimates.verdict`:
+        leakage, no evidence of leakage, inconclusive, no signal or flagged, with reasons).
+        Point estimates are NaN when a class is empty.
 
     Example:
         >>> m = membership_metrics(torch.tensor([0.9, 0.8, 0.3, 0.1]), torch.tensor([1, 1, 0, 0]))
