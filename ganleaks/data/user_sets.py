@@ -122,6 +122,14 @@ def load_records(
     if source.is_dir():
         if id_column is not None:
             raise ValueError(f"{options}.id_column applies to a CSV file; {what}={source} is an image folder")
+        if value_range is not None:
+            log.warning(
+                "%s.value_range=%s is not used for %s=%s: image files are 8 or 16 bit and read as such",
+                options,
+                list(value_range),
+                what,
+                source,
+            )
         data, ids = _load_image_folder(source, resolution, channels, what, options if convertible else None)
         return Records(data, ids, "image", source, what=what)
     if not source.is_file():
@@ -196,9 +204,12 @@ def _load_image_folder(
 
     first: tuple[Path, int, tuple[int, int]] | None = None
     arrays = []
+    transparent: list[Path] = []
     for path in paths:
         image = _open(path)
-        own_channels = 1 if image.mode in GREY_MODES else 3
+        own_channels = _channels_of(image)
+        if _transparent(image):
+            transparent.append(path)
         if first is None:
             first = (path, own_channels, image.size)
             if resolution is None and image.width != image.height:
@@ -234,8 +245,31 @@ def _load_image_folder(
         target = int(channels or first[1])
         side = int(resolution or image.width)
         arrays.append(_to_array(image.convert("L" if target == 1 else "RGB"), side, None))
+    if transparent:
+        log.warning(
+            "%s: %d of %d images have transparent pixels (e.g. %s); the alpha channel is dropped and the colour "
+            "under it is used",
+            what,
+            len(transparent),
+            len(paths),
+            transparent[0],
+        )
     ids = [path.relative_to(folder).as_posix() for path in paths]
     return _uint8_to_unit(np.stack(arrays)), ids
+
+
+def _channels_of(image: Image.Image) -> int:
+    """1 for a grey image (a grey mode, or a palette of greys only), else 3."""
+    if image.mode == "P":
+        palette = np.asarray(image.convert("RGB"))
+        return 1 if (palette[..., 0] == palette[..., 1]).all() and (palette[..., 1] == palette[..., 2]).all() else 3
+    return 1 if image.mode in GREY_MODES else 3
+
+
+def _transparent(image: Image.Image) -> bool:
+    if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+        return False
+    return bool((np.asarray(image.convert("RGBA"))[..., 3] < 255).any())
 
 
 def _channel_name(channels: int) -> str:
@@ -321,7 +355,7 @@ def _read_csv(file: Path, id_column: str | None, what: str, options: str) -> tup
             values[n] = [float(cell) if cell.strip() else np.nan for cell in cells]
         except ValueError as error:
             raise ValueError(
-                f"{what}={file} line {line}: non-numeric value ({error}); every column but "
+                f"{what}={file} line {line}: non-numeric value ({error}){_decimal_comma_hint(cells)}; every column but "
                 f"{options}.id_column must hold numbers"
             ) from error
         ids.append(row[id_index].strip() if id_index is not None else str(n))
@@ -333,6 +367,12 @@ def _read_csv(file: Path, id_column: str | None, what: str, options: str) -> tup
         if repeated:
             raise ValueError(f"{what}={file}: ids {repeated[:5]} appear in more than one row; ids must be unique")
     return values, ids, id_index is not None
+
+
+def _decimal_comma_hint(cells: Sequence[str]) -> str:
+    if any(cell.strip().lstrip("-").replace(",", "", 1).isdigit() and "," in cell for cell in cells):
+        return " (a decimal comma: save the file with decimal points, e.g. from a spreadsheet in an English locale)"
+    return ""
 
 
 def _scale(array: np.ndarray, value_range: Sequence[float] | None, file: Path, what: str, options: str) -> Tensor:

@@ -145,6 +145,6 @@ def _shape_fix(stored: tuple[int, ...], wanted: tuple[int, ...]) -> str:
         parts += [f"queries.channels={stored[0]}"] if stored[0] != wanted[0] else []
         return (
             "a sample set is used as stored (never resized or converted): save the samples at the queries' size "
-            f"and channels, or load the queries at the samples' ({' '.join(parts)})"
+            f"and channels, or load the queries at the samples' shape ({' '.join(parts)})"
         )
     return "bring samples with the queries' number of columns (the same features, in the same order)"
