@@ -291,3 +291,15 @@ def test_a_pandas_csv_of_codes_with_its_index_loads_as_mimic(tmp_path):
         ",0,1,2,3\n" + "".join(f"{i},{','.join(map(str, r))}\n" for i, r in enumerate(codes))
     )
     assert torch.equal(load_mimic(str(tmp_path / "codes.csv")).data, torch.from_numpy(codes * 2 - 1).float())
+
+
+def test_palette_greys_transparency_and_an_unused_value_range_are_handled_and_said(tmp_path, caplog):
+    rng = np.random.default_rng(7)
+    _pngs(tmp_path / "grey", rng.integers(0, 256, (2, 8, 8), dtype=np.uint8))
+    Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).convert("P").save(tmp_path / "grey" / "p.png")
+    assert load_records(tmp_path / "grey").shape == (1, 8, 8)  # a palette of greys is a grey image, not a mix
+    _pngs(tmp_path / "rgba", rng.integers(0, 256, (3, 8, 8, 4), dtype=np.uint8), "RGBA")
+    with caplog.at_level(logging.WARNING, logger="ganleaks.data.user_sets"):
+        assert load_records(tmp_path / "rgba", value_range=[0, 1]).shape == (3, 8, 8)
+    assert "3 of 3 images have transparent pixels" in caplog.text
+    assert "queries.value_range=[0, 1] is not used" in caplog.text
