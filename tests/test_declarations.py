@@ -214,7 +214,8 @@ def test_a_calibration_set_identical_to_the_victims_samples_is_refused(tmp_path,
     victim, chosen = _victim(samples, queries)
     victim.check_fits(object, chosen)
     with pytest.raises(
-        ValueError, match=r"shares 12 of its 12 records with the victim's samples.*e\.g\. 0000.png == 0000.png"
+        ValueError,
+        match=r"shares 12 of its 12 records with the victim's samples.*e\.g\. its 0000.png is 0000.png there",
     ):
         _reference(samples).check_disjoint(chosen, victim)
 
@@ -228,7 +229,7 @@ def test_a_calibration_set_holding_member_queries_is_refused_and_a_disjoint_one_
         np.concatenate([rng.integers(0, 256, (8, 16, 16), dtype=np.uint8), queries["member_images"][5:7]]),
     )
     with pytest.raises(
-        ValueError, match=r"shares 2 of its 10 records with the member queries.*0008.png == train/0005.png"
+        ValueError, match=r"shares 2 of its 10 records with the member queries.*its 0008.png is train/0005.png"
     ):
         _reference(leaky).check_disjoint(chosen, victim)
     honest = _pngs(tmp_path / "honest", rng.integers(0, 256, (8, 16, 16), dtype=np.uint8))
