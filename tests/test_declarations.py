@@ -304,3 +304,9 @@ def test_palette_greys_transparency_and_an_unused_value_range_are_handled_and_sa
         assert load_records(tmp_path / "rgba", value_range=[0, 1]).shape == (3, 8, 8)
     assert "3 of 3 images have transparent pixels" in caplog.text
     assert "queries.value_range=[0, 1] is not used" in caplog.text
+
+
+def test_a_data_row_with_a_missing_first_value_is_not_taken_for_a_header(tmp_path):
+    (tmp_path / "gap.csv").write_text(",0.5,0.25\n0,1,0\n1,0,1\n")
+    with pytest.raises(ValueError, match=r"NaN, inf or empty values in 1 records \(first rows: \[0\]\)"):
+        load_records(tmp_path / "gap.csv", value_range=[0, 1])

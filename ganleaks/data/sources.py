@@ -420,27 +420,26 @@ def csv_header(rows: list[list[str]]) -> tuple[list[str] | None, bool]:
     and whether the first column is an unnamed index to drop.
 
     A header is a first row with a non-number in it, or one of the two forms pandas writes for a
-    frame whose columns are numbered: ``,0,1,2`` (``to_csv()`` with its index: the empty first name
-    marks an index column, whose values are whole numbers) and ``0,1,...,D-1`` (``index=False``;
-    taken as a header from 3 columns on, where a data row of exactly 0, 1, ..., D-1 is implausible).
+    frame whose columns are numbered: ``,0,1,...,D-2`` (``to_csv()`` with its index) and
+    ``0,1,...,D-1`` (``index=False``; taken as a header from 3 columns on, where a data row of
+    exactly 0, 1, ..., D-1 is implausible). The first column is an index when the header names it
+    with an empty cell and its values are distinct whole numbers (pandas' row labels); a data row
+    with an empty first cell (a missing value) is neither, and is refused later as incomplete.
     """
     if not rows:
         return None, False
     first = [cell.strip() for cell in rows[0]]
-    numbered = [cell for cell in first if cell]
-    if first[0] == "" and len(first) > 1 and all(_is_number(cell) for cell in numbered):
-        index = all(_is_whole(row[0]) for row in rows[1:] if row)
-        return first, index and len(rows) > 1
-    if len(first) >= 3 and first == [str(i) for i in range(len(first))]:
-        return first, False
-    if all(_is_number(cell) for cell in numbered):
+    numbered = first == [str(i) for i in range(len(first))] and len(first) >= 3
+    indexed = first[0] == "" and first[1:] == [str(i) for i in range(len(first) - 1)] and len(first) > 1
+    if not (numbered or indexed or not all(_is_number(cell) for cell in first if cell)):
         return None, False
-    return first, first[0] == "" and len(rows) > 1 and all(_is_whole(row[0]) for row in rows[1:] if row)
+    labels = [row[0].strip() for row in rows[1:] if row]
+    index = first[0] == "" and bool(labels) and all(_is_whole(v) for v in labels) and len(set(labels)) == len(labels)
+    return first, index
 
 
 def _is_whole(text: str) -> bool:
-    text = text.strip()
-    return text.lstrip("-").isdigit()
+    return text.strip().lstrip("-").isdigit()
 
 
 def _load_numeric_csv(file: Path) -> np.ndarray:
