@@ -181,12 +181,19 @@ def _download_idx(root: Path, tv_name: str) -> Path | None:
 # --------------------------------------------------------------------------- image files
 
 
-def _open_image(path: Path, channels: int) -> Image.Image:
+#: PIL modes of one-channel images (the rest are read as colour).
+GREY_MODES = ("1", "L", "LA", "I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _open_image(path: Path, channels: int, seen: dict | None = None) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(f"corrupt or unreadable image file {path}: {error}; remove or replace it") from error
+    if seen is not None:  # the first path of each mode kind and size: {("grey", "mode"): p, ((w, h), "size"): p}
+        seen.setdefault(("grey" if image.mode in GREY_MODES else "colour", "mode"), path)
+        seen.setdefault((image.size, "size"), path)
     return to_8_bit(image, path).convert("L" if channels == 1 else "RGB")  # loaded: usable once closed
 
 
@@ -201,12 +208,44 @@ def _to_array(image: Image.Image, resolution: int, crop_box: tuple[int, int, int
 
 
 def _load_images(
-    paths: list[Path], resolution: int, channels: int, crop_box: tuple[int, int, int, int] | None
+    paths: list[Path],
+    resolution: int,
+    channels: int,
+    crop_box: tuple[int, int, int, int] | None,
+    seen: dict | None = None,
 ) -> torch.Tensor:
     out = np.empty((len(paths), channels, resolution, resolution), dtype=np.uint8)
     for i, path in enumerate(paths):
-        out[i] = _to_array(_open_image(path, channels), resolution, crop_box)
+        out[i] = _to_array(_open_image(path, channels, seen), resolution, crop_box)
     return _uint8_to_unit(out)
+
+
+def _say_conversions(folder: Path, seen: dict, resolution: int, channels: int) -> None:
+    """Log what ``data=image_folder`` did to a folder that mixes grey and colour images or sizes."""
+    modes = {key[0]: path for key, path in seen.items() if key[1] == "mode"}
+    sizes = {key[0]: path for key, path in seen.items() if key[1] == "size"}
+    if len(modes) > 1:
+        log.warning(
+            "data=image_folder: %s mixes grey (e.g. %s) and colour (e.g. %s) images; every image is converted to %s "
+            "(data.source.channels=%d)",
+            folder,
+            modes["grey"],
+            modes["colour"],
+            "grey" if channels == 1 else "RGB",
+            channels,
+        )
+    if len(sizes) > 1:
+        examples = ", ".join(f"{w}x{h} ({path.name})" for (w, h), path in list(sizes.items())[:3])
+        log.warning(
+            "data=image_folder: %s holds images of %d sizes (%s); each is centre-cropped to a square and resized "
+            "to %dx%d (data.source.resolution=%d)",
+            folder,
+            len(sizes),
+            examples,
+            resolution,
+            resolution,
+            resolution,
+        )
 
 
 def load_image_folder(
@@ -214,7 +253,9 @@ def load_image_folder(
 ) -> SampleSet:
     """Any folder of images (searched recursively, sorted by path; ids follow that order).
 
-    Each image is centre-cropped to a square and resized to ``resolution``.
+    Each image is centre-cropped to a square and resized to ``resolution``, and converted to
+    ``channels`` (the documented recipe of ``data=image_folder``); a folder that mixes sizes or
+    grey and colour images is loaded so, with a warning naming an example of each.
     """
     folder = Path(root).expanduser()
     if not folder.is_dir():
@@ -227,7 +268,10 @@ def load_image_folder(
             f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}; set data.root to a "
             "folder that holds your image files (searched recursively)"
         )
-    return SampleSet(_load_images(paths, resolution, channels, None), torch.arange(len(paths)), name, "image")
+    seen: dict = {}
+    data = _load_images(paths, resolution, channels, None, seen)
+    _say_conversions(folder, seen, resolution, channels)
+    return SampleSet(data, torch.arange(len(paths)), name, "image")
 
 
 def load_celeba(
@@ -275,7 +319,7 @@ def load_celeba(
     groups = None
     if identity_file and (base / identity_file).is_file():
         identities = {}
-        with open(base / identity_file) as handle:
+        with open(base / identity_file, encoding="utf-8-sig") as handle:
             for line_number, line in enumerate(handle, 1):
                 fields = line.split()
                 if len(fields) != 2:
@@ -355,11 +399,56 @@ def _load_npz(file: Path) -> np.ndarray:
         return archive[next(iter(keys))]
 
 
+def read_csv_rows(file: Path) -> list[list[str]]:
+    """The non-empty rows of a CSV file, read as spreadsheet programs write them.
+
+    A UTF-8 byte-order mark is dropped (``utf-8-sig``; Excel's "CSV UTF-8" writes one, and it would
+    otherwise stick to the first column's name); a file with no comma but semicolons or tabs in its
+    first line is split on those (spreadsheets in locales with a decimal comma write ``;``).
+    """
+    with open(file, newline="", encoding="utf-8-sig") as handle:
+        text = handle.read()
+    first = text.split("\n", 1)[0]
+    delimiter = ","
+    if "," not in first:
+        delimiter = next((d for d in (";", "\t") if d in first), ",")
+    return [row for row in csv.reader(text.splitlines(), delimiter=delimiter) if any(cell.strip() for cell in row)]
+
+
+def csv_header(rows: list[list[str]]) -> tuple[list[str] | None, bool]:
+    """``(header, index_column)`` of CSV ``rows``: the header row's names (None: the first row is data),
+    and whether the first column is an unnamed index to drop.
+
+    A header is a first row with a non-number in it, or one of the two forms pandas writes for a
+    frame whose columns are numbered: ``,0,1,...,D-2`` (``to_csv()`` with its index) and
+    ``0,1,...,D-1`` (``index=False``; taken as a header from 3 columns on, where a data row of
+    exactly 0, 1, ..., D-1 is implausible). The first column is an index when the header names it
+    with an empty cell and its values are distinct whole numbers (pandas' row labels); a data row
+    with an empty first cell (a missing value) is neither, and is refused later as incomplete.
+    """
+    if not rows:
+        return None, False
+    first = [cell.strip() for cell in rows[0]]
+    numbered = first == [str(i) for i in range(len(first))] and len(first) >= 3
+    indexed = first[0] == "" and first[1:] == [str(i) for i in range(len(first) - 1)] and len(first) > 1
+    if not (numbered or indexed or not all(_is_number(cell) for cell in first if cell)):
+        return None, False
+    labels = [row[0].strip() for row in rows[1:] if row]
+    index = first[0] == "" and bool(labels) and all(_is_whole(v) for v in labels) and len(set(labels)) == len(labels)
+    return first, index
+
+
+def _is_whole(text: str) -> bool:
+    return text.strip().lstrip("-").isdigit()
+
+
 def _load_numeric_csv(file: Path) -> np.ndarray:
-    with open(file, newline="") as handle:
-        rows = list(csv.reader(handle))
-    if rows and not _is_number(rows[0][0]):
+    rows = read_csv_rows(file)
+    header, index = csv_header(rows)
+    if header is not None:
         rows = rows[1:]
+    if index:
+        rows = [row[1:] for row in rows]
     try:
         return np.array([[float(v) if v.strip() else np.nan for v in row] for row in rows if row], dtype=np.float64)
     except ValueError as error:
@@ -386,7 +475,7 @@ def load_checkins(path: str, use_timestamp: bool = False, name: str = "checkins"
         raise FileNotFoundError(
             f"checkins: {file} does not exist; set data.path to a CSV with columns lat,lon[,timestamp,user]"
         )
-    with open(file, newline="") as handle:
+    with open(file, newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: a spreadsheet's byte-order mark
         reader = csv.DictReader(handle)
         fields = [f.strip().lower() for f in (reader.fieldnames or [])]
         if not {"lat", "lon"} <= set(fields):

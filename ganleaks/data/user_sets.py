@@ -18,7 +18,6 @@ starting latent seeded by it) does not change when other files are added, remove
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import os
@@ -33,14 +32,22 @@ from torch import Tensor
 
 from ganleaks.data.bit_depth import to_8_bit
 from ganleaks.data.sample_set import SampleSet
-from ganleaks.data.sources import IMAGE_SUFFIXES, _is_number, _load_npz, _to_array, _uint8_to_unit
+from ganleaks.data.sources import (
+    GREY_MODES,
+    IMAGE_SUFFIXES,
+    _is_number,
+    _load_npz,
+    _to_array,
+    _uint8_to_unit,
+    csv_header,
+    read_csv_rows,
+)
 
 log = logging.getLogger(__name__)
 
 ARRAY_SUFFIXES = (".npy", ".npz")
 #: The value range assumed for an array or CSV without ``value_range``, by dtype; floats: the project's.
 DEFAULT_RANGES = {"uint8": (0.0, 255.0), "uint16": (0.0, 65535.0), "bool": (0.0, 1.0)}
-_GREY_MODES = ("1", "L", "LA", "I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 @dataclass
@@ -83,6 +90,7 @@ def load_records(
     id_column: str | None = None,
     what: str = "records",
     options: str = "queries",
+    convertible: bool = True,
 ) -> Records:
     """Load an image folder, a ``.npy`` / ``.npz`` array or a CSV of rows into ``[-1, 1]``.
 
@@ -100,6 +108,8 @@ def load_records(
         what: the config key that named ``path``, used in messages (``"queries.members"``).
         options: the config node holding ``resolution`` / ``channels`` / ``value_range``, for
             messages (``"queries"``, ``"victim"``).
+        convertible: ``options`` has ``resolution`` and ``channels`` keys a user can set to convert
+            images; False (a sample set, used as stored): messages say to re-save the files instead.
 
     Raises:
         FileNotFoundError: no such file or folder, or a folder without images.
@@ -112,7 +122,15 @@ def load_records(
     if source.is_dir():
         if id_column is not None:
             raise ValueError(f"{options}.id_column applies to a CSV file; {what}={source} is an image folder")
-        data, ids = _load_image_folder(source, resolution, channels, what, options)
+        if value_range is not None:
+            log.warning(
+                "%s.value_range=%s is not used for %s=%s: image files are 8 or 16 bit and read as such",
+                options,
+                list(value_range),
+                what,
+                source,
+            )
+        data, ids = _load_image_folder(source, resolution, channels, what, options if convertible else None)
         return Records(data, ids, "image", source, what=what)
     if not source.is_file():
         raise FileNotFoundError(
@@ -170,41 +188,88 @@ def _open(path: Path) -> Image.Image:
 
 
 def _load_image_folder(
-    folder: Path, resolution: int | None, channels: int | None, what: str, options: str
+    folder: Path, resolution: int | None, channels: int | None, what: str, options: str | None
 ) -> tuple[Tensor, list[str]]:
+    """The images of ``folder``, all of one size and mode unless ``resolution`` / ``channels`` ask to convert.
+
+    ``options``: the config node whose ``resolution`` / ``channels`` convert (named in messages);
+    None: a set used as stored, whose images must already agree.
+    """
     paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise FileNotFoundError(
             f"{what}={folder} holds no images ({', '.join(IMAGE_SUFFIXES)}, searched recursively); "
             "point it at the folder of your image files, or at a .npy/.npz/.csv file"
         )
+
     first: tuple[Path, int, tuple[int, int]] | None = None
     arrays = []
+    transparent: list[Path] = []
     for path in paths:
         image = _open(path)
-        own_channels = 1 if image.mode in _GREY_MODES else 3
+        own_channels = _channels_of(image)
+        if _transparent(image):
+            transparent.append(path)
         if first is None:
             first = (path, own_channels, image.size)
             if resolution is None and image.width != image.height:
                 raise ValueError(
-                    f"{path} is {image.width}x{image.height}, not square; set {options}.resolution=N to "
-                    "centre-crop and resize every image to NxN (as data=image_folder does)"
+                    f"{path} is {image.width}x{image.height}, not square; "
+                    + (
+                        f"{what} is used as stored: save every image square, at one size"
+                        if options is None
+                        else f"set {options}.resolution=N to centre-crop and resize every image to NxN (as "
+                        "data=image_folder does)"
+                    )
                 )
         if channels is None and own_channels != first[1]:
             raise ValueError(
-                f"{path} is {_channel_name(own_channels)} but {first[0]} is {_channel_name(first[1])}; set "
-                f"{options}.channels=1 (grey) or {options}.channels=3 (RGB) to convert every image"
+                f"{path} is {_channel_name(own_channels)} (mode {image.mode}) but {first[0]} is "
+                f"{_channel_name(first[1])}; "
+                + (
+                    f"the folder mixes grey and colour images and {what} is used as stored: save every image in "
+                    "one mode"
+                    if options is None
+                    else f"set {options}.channels=1 (grey) or {options}.channels=3 (RGB) to convert every image"
+                )
             )
         if resolution is None and image.size != first[2]:
             raise ValueError(
-                f"{path} is {image.width}x{image.height} but {first[0]} is {first[2][0]}x{first[2][1]}; set "
-                f"{options}.resolution=N to centre-crop and resize every image to NxN"
+                f"{path} is {image.width}x{image.height} but {first[0]} is {first[2][0]}x{first[2][1]}; "
+                + (
+                    f"the folder mixes sizes and {what} is used as stored: save every image at one size"
+                    if options is None
+                    else f"set {options}.resolution=N to centre-crop and resize every image to NxN"
+                )
             )
         target = int(channels or first[1])
         side = int(resolution or image.width)
         arrays.append(_to_array(image.convert("L" if target == 1 else "RGB"), side, None))
+    if transparent:
+        log.warning(
+            "%s: %d of %d images have transparent pixels (e.g. %s); the alpha channel is dropped and the colour "
+            "under it is used",
+            what,
+            len(transparent),
+            len(paths),
+            transparent[0],
+        )
     ids = [path.relative_to(folder).as_posix() for path in paths]
     return _uint8_to_unit(np.stack(arrays)), ids
+
+
+def _channels_of(image: Image.Image) -> int:
+    """1 for a grey image (a grey mode, or a palette of greys only), else 3."""
+    if image.mode == "P":
+        palette = np.asarray(image.convert("RGB"))
+        return 1 if (palette[..., 0] == palette[..., 1]).all() and (palette[..., 1] == palette[..., 2]).all() else 3
+    return 1 if image.mode in GREY_MODES else 3
+
+
+def _transparent(image: Image.Image) -> bool:
+    if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+        return False
+    return bool((np.asarray(image.convert("RGBA"))[..., 3] < 255).any())
 
 
 def _channel_name(channels: int) -> str:
@@ -259,11 +324,16 @@ def _array_layout(
 
 
 def _read_csv(file: Path, id_column: str | None, what: str, options: str) -> tuple[np.ndarray, list[str], bool]:
-    with open(file, newline="") as handle:
-        rows = [row for row in csv.reader(handle) if row]
+    rows = read_csv_rows(file)
     if not rows:
         raise ValueError(f"{what}={file} has no rows")
-    header = None if all(_is_number(cell) for cell in rows[0] if cell.strip()) else [c.strip() for c in rows[0]]
+    header, index_column = csv_header(rows)
+    if index_column:  # pandas' to_csv() index: row labels, not a feature
+        log.info("%s=%s: the unnamed first column is read as a row index (pandas' to_csv) and left out", what, file)
+        rows = [row[1:] for row in rows]
+        header = header[1:] if header is not None else None
+    elif header is not None and all(_is_number(cell) for cell in header if cell):
+        log.info("%s=%s: the first row %s is read as a header of column numbers", what, file, header[:5])
     body = rows[1:] if header is not None else rows
     id_index = None
     if id_column is not None:
@@ -285,7 +355,7 @@ def _read_csv(file: Path, id_column: str | None, what: str, options: str) -> tup
             values[n] = [float(cell) if cell.strip() else np.nan for cell in cells]
         except ValueError as error:
             raise ValueError(
-                f"{what}={file} line {line}: non-numeric value ({error}); every column but "
+                f"{what}={file} line {line}: non-numeric value ({error}){_decimal_comma_hint(cells)}; every column but "
                 f"{options}.id_column must hold numbers"
             ) from error
         ids.append(row[id_index].strip() if id_index is not None else str(n))
@@ -297,6 +367,12 @@ def _read_csv(file: Path, id_column: str | None, what: str, options: str) -> tup
         if repeated:
             raise ValueError(f"{what}={file}: ids {repeated[:5]} appear in more than one row; ids must be unique")
     return values, ids, id_index is not None
+
+
+def _decimal_comma_hint(cells: Sequence[str]) -> str:
+    if any(cell.strip().lstrip("-").replace(",", "", 1).isdigit() and "," in cell for cell in cells):
+        return " (a decimal comma: save the file with decimal points, e.g. from a spreadsheet in an English locale)"
+    return ""
 
 
 def _scale(array: np.ndarray, value_range: Sequence[float] | None, file: Path, what: str, options: str) -> Tensor:
@@ -326,8 +402,94 @@ def _scale(array: np.ndarray, value_range: Sequence[float] | None, file: Path, w
             f"({said}); set {options}.value_range=[low,high] to the range your data is scaled to, e.g. "
             f"{options}.value_range=[0,1] or [0,255]"
         )
+    check_declared_range(
+        found_low,
+        found_high,
+        (low, high),
+        declared=value_range is not None,
+        integers=bool(np.all(values == np.round(values))),
+        what=f"{what}={file}",
+        key=f"{options}.value_range",
+    )
     scaled = 2.0 * (values - low) / (high - low) - 1.0
     return torch.from_numpy(np.clip(scaled, -1.0, 1.0).astype(np.float32))
+
+
+#: A declared range this wide (or wider) is an 8- or 16-bit one: ``[0, 255]``, ``[0, 65535]``.
+WIDE_RANGE = 255.0
+#: Values that span less than this fraction of the declared range are flagged (a warning).
+NARROW_FRACTION = 0.02
+
+
+def suggested_range(found_low: float, found_high: float) -> tuple[float, float]:
+    """The conventional range that holds values in ``[found_low, found_high]``: ``[0, 1]``, ``[-1, 1]``,
+    ``[0, 255]``, ``[0, 65535]``, else the values' own bounds."""
+    for low, high in ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0), (0.0, 65535.0)):
+        if found_low >= low and found_high <= high:
+            return low, high
+    return found_low, found_high
+
+
+def check_declared_range(
+    found_low: float,
+    found_high: float,
+    bounds: tuple[float, float],
+    *,
+    declared: bool,
+    integers: bool,
+    what: str,
+    key: str,
+) -> None:
+    """Refuse a declared (or default) value range the values contradict; warn on weaker evidence.
+
+    The values already lie inside ``bounds`` (values outside it are refused before). Refused:
+
+    * fractional values that all lie in ``[0, 1]`` (or ``[-1, 1]``) under a range at least
+      :data:`WIDE_RANGE` wide (``[0, 255]``): every value of an honest 8-bit set would then be at
+      most 1/255 of full scale and not a whole number, which no image or 8-bit table is; they are
+      ``[0, 1]`` (or ``[-1, 1]``) data;
+    * a range taken from the dtype (not declared) that is at least 255 times wider than the
+      values' conventional range: ``uint8`` holding only 0 and 1 (binary codes or masks), ``uint16``
+      holding only 0..255 (8-bit values saved as 16 bit). Declaring the range (``key=[0,255]``)
+      accepts such data.
+
+    Warned (a log line, the audit runs): values spanning less than :data:`NARROW_FRACTION` of the
+    range (a dark image set, a nearly constant table, or a range declared too wide).
+    """
+    low, high = bounds
+    suggested = suggested_range(found_low, found_high)
+    width, suggested_width = high - low, suggested[1] - suggested[0]
+    why = None
+    if width >= WIDE_RANGE and not integers and found_low >= -1.0 and found_high <= 1.0:
+        why = "every value lies in {sug} and is not a whole number: these are {sug} data, not {said} data"
+    elif not declared and suggested_width > 0 and width / suggested_width >= WIDE_RANGE:
+        why = "every value lies in {sug}, a 1/{ratio:.0f} part of {said} (the default for its dtype)"
+    if why is not None:
+        sug = f"[{suggested[0]:g}, {suggested[1]:g}]"
+        said = f"[{low:g}, {high:g}]"
+        ratio = width / suggested_width if suggested_width else 0.0
+        confirm = "" if declared else f", or declare {key}=[{low:g},{high:g}] if that is what they are"
+        raise ValueError(
+            f"{what} has values in [{found_low:g}, {found_high:g}] but the range is {key}={said}: "
+            f"{why.format(sug=sug, said=said, ratio=ratio)}, and read as {said} they would all map to a sliver "
+            f"of [-1, 1] and measure nothing. Set {key}=[{suggested[0]:g},{suggested[1]:g}] (the range the data "
+            f"suggests){confirm}"
+        )
+    if found_high - found_low < NARROW_FRACTION * width:
+        example = f" (e.g. {key}=[{suggested[0]:g},{suggested[1]:g}])" if suggested != (low, high) else ""
+        log.warning(
+            "%s has values in [%g, %g], %.1f%% of %s=[%g, %g]: if the data are stored in a narrower range, set %s "
+            "to it%s; a dark or nearly constant set is fine as it is",
+            what,
+            found_low,
+            found_high,
+            100.0 * (found_high - found_low) / width,
+            key,
+            low,
+            high,
+            key,
+            example,
+        )
 
 
 # --------------------------------------------------------------------------- query sets
@@ -494,6 +656,103 @@ def _refuse_identical(
             "a record cannot be both a member and a non-member: remove the duplicates from one set. If they are "
             f"distinct records that happen to be equal (tabular rows can be), set {options}.allow_identical=true"
         )
+
+
+def _varied(data: Tensor) -> list[bool]:
+    """Whether each record holds more than one value (a blank image or an all-zero row does not)."""
+    flat = data.reshape(len(data), -1)
+    return (flat.max(dim=1).values > flat.min(dim=1).values).tolist()
+
+
+def shared_records(reference: Tensor, other: Tensor) -> list[tuple[int, int]]:
+    """``(reference position, other position)`` of each record of ``reference`` whose content (float32
+    bytes) is also a record of ``other``. Constant records are left out: a blank image or an all-zero
+    row is a degenerate output two honest sets can share."""
+    index: dict[bytes, int] = {}
+    for position, digest in enumerate(_digests(other)):
+        index.setdefault(digest, position)
+    return [
+        (i, index[digest])
+        for i, (digest, varied) in enumerate(zip(_digests(reference), _varied(reference), strict=True))
+        if varied and digest in index
+    ]
+
+
+def check_no_shared_records(
+    reference: Records,
+    victim_samples: Records | None,
+    queries: Tensor,
+    query_names: Sequence[str],
+    query_labels: Tensor,
+    key: str,
+) -> None:
+    """Refuse a calibration sample set that shares records with the victim's samples or the queries.
+
+    Calibration subtracts the reference's loss from the victim's: a reference set that holds the
+    victim's own samples, or the member queries, has the victim's signal and cancels it (AUC 0.5,
+    "no leakage"). Records are compared by content (float32 bytes in ``[-1, 1]``), constant
+    records left out. The rule:
+
+    * images: any shared record is refused (two honest image sets never share an exact image);
+    * tabular rows, where distinct records can be equal by chance (binary codes): refused when the
+      reference is a copy of the victim's samples (the same records, as a multiset), or when it
+      holds the member queries significantly more often than the non-members (a one-sided
+      two-proportion z > 4 with at least 10 members found; chance duplicates hit both alike);
+      any other overlap is a warning.
+
+    Raises:
+        ValueError: naming how many records are shared and an example of each pair's ids.
+    """
+    what = f"{key}={reference.path}"
+    checks = []
+    if victim_samples is not None:
+        checks.append((f"the victim's samples ({victim_samples.path})", victim_samples.data, victim_samples.ids))
+    labels = query_labels.bool()
+    member_names = [n for n, m in zip(query_names, labels.tolist(), strict=True) if m]
+    nonmember_names = [n for n, m in zip(query_names, labels.tolist(), strict=True) if not m]
+    checks.append(("the member queries", queries[labels], member_names))
+    checks.append(("the non-member queries", queries[~labels], nonmember_names))
+    found = {name: (shared_records(reference.data, data), ids, len(data)) for name, data, ids in checks}
+
+    def refusal(name: str, why: str) -> ValueError:
+        pairs, ids, _ = found[name]
+        example = f"its {reference.ids[pairs[0][0]]} is {ids[pairs[0][1]]} there" if pairs else ""
+        return ValueError(
+            f"{what} shares {len(pairs)} of its {len(reference)} records with {name} (identical content; e.g. "
+            f"{example}){why}: a calibration set must be generated by a reference model that never saw a query, "
+            "and holding the victim's records it would cancel the very signal the attack measures (a false 'no "
+            f"leakage'). Point {key} at samples of such a model, or attack with calibration=none"
+        )
+
+    if reference.kind == "image":
+        for name, (pairs, _, _) in found.items():
+            if pairs:
+                raise refusal(name, "")
+        return
+    if victim_samples is not None and sorted(_digests(reference.data)) == sorted(_digests(victim_samples.data)):
+        raise refusal(checks[0][0], ", the very same records")
+    members_in = len({j for _, j in found["the member queries"][0]})
+    nonmembers_in = len({j for _, j in found["the non-member queries"][0]})
+    n_m, n_n = found["the member queries"][2], found["the non-member queries"][2]
+    if n_m and n_n and members_in >= 10:
+        pooled = (members_in + nonmembers_in) / (n_m + n_n)
+        spread = (pooled * (1 - pooled) * (1 / n_m + 1 / n_n)) ** 0.5
+        if spread > 0 and (members_in / n_m - nonmembers_in / n_n) / spread > 4:
+            raise refusal(
+                "the member queries",
+                f", {members_in} of {n_m} members against {nonmembers_in} of {n_n} non-members (more than chance "
+                "duplicates of tabular rows explain)",
+            )
+    for name, (pairs, _, _) in found.items():
+        if pairs:
+            log.warning(
+                "%s shares %d of its %d records with %s (identical rows); tabular rows can coincide by chance, "
+                "but if the calibration set was generated from data that includes them, calibration hides leakage",
+                what,
+                len(pairs),
+                len(reference),
+                name,
+            )
 
 
 def load_query_set(

@@ -129,7 +129,7 @@ def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[st
         reference_class = engine_class(reference_setting)
         if reference_attack == "whitebox":  # otherwise the victim's setting, checked above
             check_setting(reference_setting, "calibration.reference_setting")
-        reference.check_disjoint(queries)  # first: a reference that may have seen a query is never used
+        reference.check_disjoint(queries, victim)  # first: a reference that may have seen a query is never used
         reference.check_serves(reference_class, reference_setting.get("name"), f"calibration={cfg.calibration.name}")
         reference.check_fits(reference_class, queries)
         models["reference"] = (reference, reference_setting, reference_class)

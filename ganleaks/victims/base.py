@@ -157,11 +157,13 @@ class Victim(ABC):
         :meth:`check_disjoint` from them instead.
         """
 
-    def check_disjoint(self, queries: Queries) -> None:
+    def check_disjoint(self, queries: Queries, victim: Victim | None = None) -> None:
         """Refuse to serve as a calibration reference if this model may have seen a query.
 
-        The default trusts the user's statement (a sample set or generator the user brings as a
-        reference, documented as trained on data disjoint from the queries).
+        ``victim``: the attacked victim (checked, with its samples or weights loaded as far as its
+        ``check_fits`` loads them), whose records the reference must not hold either. The default
+        trusts the user's statement (a generator the user brings as a reference, documented as
+        trained on data disjoint from the queries).
         """
         return None
 

@@ -46,6 +46,10 @@ NUM_PROBES = 64
 PROBE_SEED = 0
 #: Outputs may overshoot the declared range by this fraction of its width (interpolation, float error).
 RANGE_TOLERANCE = 0.02
+#: A declared output range this wide or wider is an 8- or 16-bit one (``[0, 255]``); outputs all in
+#: ``[-1, 1]`` contradict it (refused). Outputs spanning under ``NARROW_FRACTION`` of it are warned.
+WIDE_RANGE = 255.0
+NARROW_FRACTION = 0.02
 
 
 class ExternalModelError(ValueError):
@@ -375,6 +379,26 @@ def _check_output_range(generator: ExternalGenerator) -> None:
             f"victim.generator outputs span [{found_low:.3g}, {found_high:.3g}] on seeded test latents, outside "
             f"victim.output_range=[{low:g},{high:g}]: set victim.output_range to the range it produces "
             "([-1,1] for a tanh output, [0,1] for a sigmoid)"
+        )
+    if high - low >= WIDE_RANGE and found_low >= -1.0 - RANGE_TOLERANCE and found_high <= 1.0 + RANGE_TOLERANCE:
+        suggested = (0, 1) if found_low >= -RANGE_TOLERANCE else (-1, 1)
+        raise ExternalModelError(
+            f"victim.generator outputs span [{found_low:.3g}, {found_high:.3g}] on {NUM_PROBES} seeded test latents, "
+            f"but victim.output_range=[{low:g},{high:g}]: read that way every sample would map to a sliver of "
+            f"[-1, 1] and the attack would measure nothing. Set victim.output_range=[{suggested[0]},{suggested[1]}] "
+            "(the range its outputs suggest)"
+        )
+    if found_high - found_low < NARROW_FRACTION * (high - low):
+        log.warning(
+            "victim.generator outputs span [%.3g, %.3g] on %d seeded test latents, %.1f%% of victim.output_range="
+            "[%g,%g]: if it outputs a narrower range, set victim.output_range to it; a generator that makes nearly "
+            "the same sample for every latent (mode collapse) is fine as it is",
+            found_low,
+            found_high,
+            NUM_PROBES,
+            100.0 * (found_high - found_low) / (high - low),
+            low,
+            high,
         )
     if (low, high) == (-1.0, 1.0) and found_low >= 0.0 and found_high > 0.5:
         log.warning(

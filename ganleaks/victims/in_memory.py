@@ -119,5 +119,5 @@ class InMemorySampleSetVictim(SampleSetVictim):
         super().__init__(str(samples.path), role=role, queries=queries, null_control=null_control, privacy=privacy)
         self.given = samples
 
-    def _load_records(self, shape: tuple[int, ...]) -> Records:
+    def _load_records(self) -> Records:
         return self.given

@@ -175,7 +175,7 @@ class TrainingRunVictim(Victim):
         data = sample_set.data[sample_set.positions(ids)]
         return Queries(sample_set, ids, labels, data, manifest.fingerprint, split=manifest)
 
-    def check_disjoint(self, queries: Queries) -> None:
+    def check_disjoint(self, queries: Queries, victim: Victim | None = None) -> None:
         """Refuse a reference model that did not train on this data, or trained on any queried id."""
         if queries.split is None:
             raise AttackConfigError(

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ganleaks.data.queries import Queries
-from ganleaks.data.user_sets import QuerySet, Records, check_same_scale, load_records
+from ganleaks.data.user_sets import QuerySet, Records, check_no_shared_records, check_same_scale, load_records
 from ganleaks.errors import AttackConfigError
-from ganleaks.victims.base import Networks, sha256_tensors
+from ganleaks.victims.base import Networks, Victim, sha256_tensors
 from ganleaks.victims.stored_samples import StoredSampleGenerator
 from ganleaks.victims.user_artefacts import UserArtefactVictim
 
@@ -47,6 +47,7 @@ class SampleSetVictim(UserArtefactVictim):
         self.path = path
         self.value_range = None if value_range is None else list(value_range)
         self._records: Records | None = None
+        self._stored: Records | None = None
 
     @property
     def key(self) -> str:
@@ -73,30 +74,34 @@ class SampleSetVictim(UserArtefactVictim):
             "(victim=generator victim.generator._target_=... victim.weights=...)"
         )
 
-    def _load_records(self, shape: tuple[int, ...]) -> Records:
+    def _load_records(self) -> Records:
         return load_records(
             str(self.path),
             value_range=self.value_range,
-            resolution=shape[-1] if len(shape) == 3 else None,
-            channels=shape[0] if len(shape) == 3 else None,
             what=f"{self.key}.path",
             options=self.key,
+            convertible=False,  # used as stored: no resizing or mode conversion the user did not ask for
         )
 
-    def records(self, queries: Queries) -> Records:
-        """The samples, loaded once and checked against the queries' shape and scale."""
-        if self._records is None:
+    def _loaded(self) -> Records:
+        """The samples as stored (loaded once), before any comparison with the queries."""
+        if self._stored is None:
             if self.path is None:
                 raise AttackConfigError(
                     f"{self.key}.path is not set: give the generated samples ({self.key}.path=DIR), an image "
                     "folder, a .npy/.npz array or a .csv of rows"
                 )
-            records = self._load_records(queries.shape)
+            self._stored = self._load_records()
+        return self._stored
+
+    def records(self, queries: Queries) -> Records:
+        """The samples, loaded once and checked against the queries' shape and scale."""
+        if self._records is None:
+            records = self._loaded()
             if records.shape != queries.shape:
                 raise AttackConfigError(
                     f"{self.key}.path={records.path} holds records of shape {records.shape} but the queries have "
-                    f"shape {queries.shape}: bring samples of the queries' size and channels (or load the queries "
-                    "with queries.resolution / queries.channels to match)"
+                    f"shape {queries.shape}: {_shape_fix(records.shape, queries.shape)}"
                 )
             check_same_scale(  # against every query record, not only the ones this run selected
                 records.data,
@@ -109,6 +114,18 @@ class SampleSetVictim(UserArtefactVictim):
             self._records = records
         return self._records
 
+    def check_disjoint(self, queries: Queries, victim: Victim | None = None) -> None:
+        """As a reference: refuse samples that share records with the queries or the victim's samples.
+
+        A calibration set holding the victim's own samples (or the member queries) cancels the very
+        signal calibration should sharpen; the rule: :func:`~ganleaks.data.user_sets.check_no_shared_records`.
+        """
+        if self.role != "reference":
+            return
+        victim_samples = victim._loaded() if isinstance(victim, SampleSetVictim) else None
+        names = queries.names or [str(i) for i in queries.ids.tolist()]
+        check_no_shared_records(self._loaded(), victim_samples, queries.data, names, queries.labels, f"{self.key}.path")
+
     def check_fits(self, setting_class: type, queries: Queries) -> None:
         self.records(queries)
 
@@ -119,3 +136,15 @@ class SampleSetVictim(UserArtefactVictim):
         if self._records is None:
             raise RuntimeError("the samples are read by check_fits before the identity is asked")
         return {"samples": sha256_tensors([("samples", self._records.data)])}
+
+
+def _shape_fix(stored: tuple[int, ...], wanted: tuple[int, ...]) -> str:
+    """What to do about samples of shape ``stored`` beside queries of shape ``wanted``."""
+    if len(stored) == 3 and len(wanted) == 3:
+        parts = [f"queries.resolution={stored[-1]}"] if stored[1:] != wanted[1:] else []
+        parts += [f"queries.channels={stored[0]}"] if stored[0] != wanted[0] else []
+        return (
+            "a sample set is used as stored (never resized or converted): save the samples at the queries' size "
+            f"and channels, or load the queries at the samples' shape ({' '.join(parts)})"
+        )
+    return "bring samples with the queries' number of columns (the same features, in the same order)"
