@@ -15,6 +15,7 @@ import importlib
 import inspect
 import linecache
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -68,15 +69,83 @@ def is_user_error(error: BaseException) -> bool:
     return isinstance(error, (ValueError, FileNotFoundError, NotADirectoryError)) and _raised_by_ganleaks(error)
 
 
+#: An example value for each mandatory key (``???`` in conf/), shown when it is not set.
+MANDATORY_EXAMPLES = {
+    "victim.path": "synthetic/",
+    "victim.weights": "G.safetensors",
+    "victim.latent_dim": "128",
+    "victim.generator._target_": "mypkg.nets.Generator",
+    "calibration.path": "reference_samples/",
+    "data.root": "/path/to/images",
+    "data.path": "/path/to/records.csv",
+}
+
+
+def _full_error() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+
+
+def missing_key(error: BaseException) -> str | None:
+    """The dotted key of a mandatory value (``???``) that was read unset, or None if ``error`` is not that."""
+    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
+
+    if not isinstance(error, (MissingMandatoryValue, InterpolationToMissingValueError)):
+        return None
+    found = re.search(r"Missing mandatory value: ?([\w.\[\]]+)", str(error))
+    if found:
+        return found.group(1)
+    return getattr(error, "full_key", None) or None
+
+
+def missing_key_message(key: str) -> str:
+    """One line: which mandatory key is not set, and an example of setting it."""
+    from ganleaks.errors import setting_hint
+
+    example = setting_hint(key, MANDATORY_EXAMPLES.get(key, "VALUE"))
+    return f"{key} is not set, and this run needs it: add {example}"
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the user errors raised inside into :class:`UserError` (one printed line), unless ``HYDRA_FULL_ERROR``."""
     try:
         yield
     except Exception as error:
-        if is_user_error(error) and os.environ.get("HYDRA_FULL_ERROR", "") in ("", "0"):
+        if _full_error():
+            raise
+        if is_user_error(error):
             raise UserError(f"{type(error).__name__}: {error}") from None
+        key = missing_key(error)
+        if key is not None:
+            raise UserError(missing_key_message(key)) from None
         raise
+
+
+@contextmanager
+def mandatory_keys_reported() -> Iterator[None]:
+    """A mandatory key Hydra reads unset while it names the run folder: one line, not Hydra's traceback.
+
+    Hydra resolves ``hydra.run.dir`` (or the sweep's folder) before the task runs, where
+    :func:`user_errors` cannot see it; a victim's folder name interpolates its mandatory keys
+    (``victim.path``, ``victim.weights``). Hydra's ``run_and_report`` prints a ``CompactHydraException``
+    as its message alone, so the error is turned into a :class:`UserError` inside it.
+    """
+    import hydra._internal.utils as hydra_utils
+
+    original = hydra_utils.run_and_report
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        def guarded() -> Any:
+            with user_errors():
+                return func()
+
+        return original(guarded)
+
+    hydra_utils.run_and_report = run_and_report
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = original
 
 
 def check_overrides(argv: Sequence[str]) -> None:
@@ -99,14 +168,23 @@ def check_overrides(argv: Sequence[str]) -> None:
             sys.exit(2)
 
 
+def _launch() -> str:
+    """``multirun`` under ``-m``, else ``run``: how hints name the run folder (:mod:`ganleaks.errors`)."""
+    from hydra.types import RunMode
+
+    return "multirun" if HydraConfig.get().mode == RunMode.MULTIRUN else "run"
+
+
 def _train(cfg: DictConfig) -> None:
+    from ganleaks.errors import launched_by
     from ganleaks.workflows import train  # already imported by run_app, before Hydra started
 
-    with user_errors():  # a mistake the user can fix: one message (HYDRA_FULL_ERROR=1: the traceback)
+    with launched_by(_launch()), user_errors():  # a user's mistake: one message (HYDRA_FULL_ERROR=1: traceback)
         train(cfg, HydraConfig.get().runtime.output_dir)
 
 
 def _attack(cfg: DictConfig) -> float:
+    from ganleaks.errors import launched_by
     from ganleaks.evaluation.estimates import format_estimate
     from ganleaks.orchestration.run_record import restore_hydra_files
 
@@ -114,7 +192,7 @@ def _attack(cfg: DictConfig) -> float:
     try:
         from ganleaks.workflows import attack  # already imported by run_app, before Hydra started
 
-        with user_errors():  # a mistake the user can fix: one message (HYDRA_FULL_ERROR=1: the traceback)
+        with launched_by(_launch()), user_errors():  # a user's mistake: one message (HYDRA_FULL_ERROR=1: traceback)
             metrics = attack(cfg, out_dir, HydraConfig.get().overrides.task)
     except BaseException:
         # Hydra rewrote .hydra/ before this command failed: a finished run's record must stay its own.
@@ -166,7 +244,8 @@ def run_app(name: str, config_dir: str | os.PathLike[str] | None = None) -> None
     # Imported before Hydra sets up logging, as train.py and attack.py always did: Lightning, imported
     # while the root logger has no handler, keeps its messages on the console (out of <name>.log).
     importlib.import_module("ganleaks.workflows")
-    main(task_function)()
+    with mandatory_keys_reported():
+        main(task_function)()
 
 
 def train_main() -> None:
