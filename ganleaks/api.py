@@ -15,9 +15,11 @@ import difflib
 import inspect
 import logging
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -215,12 +217,12 @@ def audit(
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
             cfg = compose(config_name="attack", overrides=group_overrides)
-        _check_config_keys(cfg, user_values)
+        _check_config_keys(cfg, user_values, ", ".join(choice for choice in group_overrides if choice != "logger=[]"))
         with open_dict(cfg):
             for key, value in {**values, **{key.lstrip("+"): value for key, value in user_values.items()}}.items():
                 OmegaConf.update(cfg, key, value, merge=True, force_add=True)
         run_dir.mkdir(parents=True, exist_ok=True)
-        with launched_by("api"):
+        with launched_by("api"), api_hints():
             metrics = attack(cfg, run_dir, objects={"victim": victim, "reference": reference})
         scores = _read_rows(run_dir / "scores.csv", ("victim_loss", "reference_loss", "score"))
         exposed = _read_rows(run_dir / "most_exposed.csv", ("score", "loss", "nonmember_percentile"))
@@ -324,8 +326,11 @@ def _config_keys(cfg) -> list[str]:
     return keys
 
 
-def _check_config_keys(cfg, user_values: dict[str, Any]) -> None:
-    """A dotted key must exist in the composed config (as on the command line); ``+key`` adds a new one."""
+def _check_config_keys(cfg, user_values: dict[str, Any], chosen: str) -> None:
+    """A dotted key must exist in the composed config (as on the command line); ``+key`` adds a new one.
+
+    ``chosen``: the group choices the config was composed with, as the message names them.
+    """
     keys = set(_config_keys(cfg))
     for key in user_values:
         name = key.lstrip("+")
@@ -334,10 +339,70 @@ def _check_config_keys(cfg, user_values: dict[str, Any]) -> None:
                 raise TypeError(f"{name!r} is already in the config: pass it without '+', **{{{name!r}: ...}}")
             continue
         if name not in keys:
+            parent = name.rsplit(".", 1)[0]
+            siblings = sorted(
+                key for key in keys if key.rsplit(".", 1)[0] == parent and key.count(".") == name.count(".")
+            )
+            closest = _closest(name, siblings or sorted(keys))
+            if not closest and siblings:
+                closest = f" ({parent} has {', '.join(key.rsplit('.', 1)[1] for key in siblings)})"
             raise TypeError(
-                f"audit() got the config key {name!r}, which this config does not have{_closest(name, sorted(keys))}; "
+                f"audit() got the config key {name!r}, which this config ({chosen}) does not have{closest}; "
                 f"to add a new key (e.g. a generator's keyword argument) pass it with '+': **{{'+{name}': ...}}"
             )
+
+
+#: Config keys that :func:`audit` takes as its own parameters.
+PARAMETER_KEYS = {
+    "victim.path": "samples",
+    "victim.weights": "generator",
+    "victim.discriminator_weights": "discriminator",
+    "victim.latent_dim": "latent_dim",
+    "victim.output_range": "output_range",
+    "victim.latent_distribution": "latent_distribution",
+    "victim.value_range": "value_range",
+    "queries.members": "members",
+    "queries.nonmembers": "nonmembers",
+    "queries.value_range": "value_range",
+    "calibration.path": "calibration",
+}
+#: A ``key=value`` a message tells the user to type on the command line.
+HINT_TOKEN = re.compile(r"(?<![\w./\-{+])(\+?)([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+)=(\[[^\]\s]*\]|[^\s,;)`]+)")
+
+
+def _literal(value: str) -> str:
+    value = value.rstrip(".:")
+    if re.fullmatch(r"-?[0-9.]+(e-?[0-9]+)?|\[.*\]", value):
+        return value
+    return {"true": "True", "false": "False", "null": "None"}.get(value, repr(value))
+
+
+def api_hint(message: str) -> str:
+    """The ``key=value`` hints of a message as :func:`audit`'s arguments: `` [in ganleaks.audit: ...]``, or nothing."""
+    arguments, keys = [], {}
+    for plus, key, value in HINT_TOKEN.findall(message):
+        if key.startswith("hydra."):
+            continue
+        if key in PARAMETER_KEYS:
+            arguments.append(f"{PARAMETER_KEYS[key]}={_literal(value)}")
+        else:
+            keys[plus + key] = _literal(value)
+    if keys:
+        arguments.append("**{" + ", ".join(f'"{key}": {value}' for key, value in keys.items()) + "}")
+    return f" [in ganleaks.audit: {', '.join(dict.fromkeys(arguments))}]" if arguments else ""
+
+
+@contextmanager
+def api_hints() -> Iterator[None]:
+    """A user error's command-line hints (``key=value``) also said as :func:`audit`'s arguments."""
+    try:
+        yield
+    except (ValueError, OSError) as error:
+        if error.args and isinstance(error.args[0], str):
+            hint = api_hint(error.args[0])
+            if hint:
+                error.args = (error.args[0] + hint, *error.args[1:])
+        raise
 
 
 def _generator_victim(generator, discriminator, values: dict, victim: dict, latent_dim: int | None) -> str:

@@ -361,3 +361,26 @@ def test_valid_keywords_still_work():
     )
     assert result.metrics["n_members"] == N
     assert "AUC" in str(result) and "[" in str(result)  # the AUC with its interval
+
+
+def test_api_errors_say_their_hints_as_audit_arguments():
+    from ganleaks.api import api_hint
+
+    assert api_hint("load the queries at (queries.resolution=8, queries.channels=1)") == (
+        ' [in ganleaks.audit: **{"queries.resolution": 8, "queries.channels": 1}]'
+    )
+    assert api_hint("give the samples (victim.path=DIR), or set victim.output_range=[0,1].") == (
+        " [in ganleaks.audit: samples='DIR', output_range=[0,1]]"
+    )
+    assert api_hint("add +victim.generator.width=64 or use another hydra.run.dir=DIR") == (
+        ' [in ganleaks.audit: **{"+victim.generator.width": 64}]'
+    )
+    assert api_hint("nothing to set here") == ""
+
+
+def test_a_float64_generator_is_told_about_dtype_not_latent_dim():
+    from ganleaks.victims.external_networks import ExternalModelError, _find_latent_layout
+
+    with pytest.raises(ExternalModelError, match=r"float32.*generator\.float\(\)") as caught:
+        _find_latent_layout(Generator().double(), 4, "victim.generator")
+    assert "Set victim.latent_dim" not in str(caught.value)
