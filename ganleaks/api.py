@@ -288,9 +288,10 @@ def _keyword_names() -> list[str]:
     return [*parameters, *GROUPS, *CHOSEN_GROUPS]
 
 
-def _closest(name: str, candidates: Sequence[str]) -> str:
+def closest(name: str, candidates: Sequence[str]) -> str:
     """`` (did you mean 'x'?)`` for the candidate closest to ``name``, or nothing."""
-    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    others = [candidate for candidate in candidates if not name.startswith(candidate + ".")]  # not its parents
+    match = difflib.get_close_matches(name, others, n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
@@ -303,12 +304,12 @@ def _check_keywords(overrides: dict[str, Any]) -> None:
         if "." in key or key in GROUPS or key in CHOSEN_GROUPS or key in top_level:
             continue
         raise TypeError(
-            f"audit() got an unexpected keyword argument {key!r}{_closest(key, [*_keyword_names(), *top_level])}; "
+            f"audit() got an unexpected keyword argument {key!r}{closest(key, [*_keyword_names(), *top_level])}; "
             f"config keys are passed dotted, e.g. **{{'setting.k': 5000}}"
         )
 
 
-def _config_keys(cfg) -> list[str]:
+def config_keys(cfg) -> list[str]:
     """Every key of ``cfg``, dotted (nodes and leaves), without resolving interpolations."""
     from omegaconf import DictConfig
 
@@ -331,7 +332,7 @@ def _check_config_keys(cfg, user_values: dict[str, Any], chosen: str) -> None:
 
     ``chosen``: the group choices the config was composed with, as the message names them.
     """
-    keys = set(_config_keys(cfg))
+    keys = set(config_keys(cfg))
     for key in user_values:
         name = key.lstrip("+")
         if key.startswith("+"):
@@ -343,11 +344,11 @@ def _check_config_keys(cfg, user_values: dict[str, Any], chosen: str) -> None:
             siblings = sorted(
                 key for key in keys if key.rsplit(".", 1)[0] == parent and key.count(".") == name.count(".")
             )
-            closest = _closest(name, siblings or sorted(keys))
-            if not closest and siblings:
-                closest = f" ({parent} has {', '.join(key.rsplit('.', 1)[1] for key in siblings)})"
+            suggestion = closest(name, siblings or sorted(keys))
+            if not suggestion and siblings:
+                suggestion = f" ({parent} has {', '.join(key.rsplit('.', 1)[1] for key in siblings)})"
             raise TypeError(
-                f"audit() got the config key {name!r}, which this config ({chosen}) does not have{closest}; "
+                f"audit() got the config key {name!r}, which this config ({chosen}) does not have{suggestion}; "
                 f"to add a new key (e.g. a generator's keyword argument) pass it with '+': **{{'+{name}': ...}}"
             )
 

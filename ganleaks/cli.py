@@ -121,9 +121,40 @@ def user_errors() -> Iterator[None]:
         raise
 
 
+def unknown_key_message(error: BaseException, name: str, argv: Sequence[str]) -> str | None:
+    """For Hydra's "Could not override 'a.b'" (a key the config has not): the closest key, then how to add one.
+
+    Hydra's own message advises ``+a.b=...``, which, for a misspelled key, adds a key nothing reads.
+    """
+    from hydra import compose
+    from hydra.errors import ConfigCompositionException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    from ganleaks.api import closest, config_keys
+
+    found = re.match(r"Could not override '([^']+)'", str(error))
+    if not isinstance(error, ConfigCompositionException) or not isinstance(
+        error.__cause__, (ConfigKeyError, ConfigAttributeError)
+    ):
+        return None
+    if not found:
+        return None
+    key = found.group(1)
+    value = next((arg.split("=", 1)[1] for arg in argv if arg.split("=", 1)[0] == key), "VALUE")
+    choices = [arg for arg in argv if re.fullmatch(r"[a-z_]+=[\w/-]+", arg)]  # group choices shape the config
+    try:
+        keys = sorted(config_keys(compose(config_name=name, overrides=choices)))
+    except Exception:
+        keys = []
+    return (
+        f"{key} is not a key of this config{closest(key, keys)}. A key the config does not have yet (a "
+        f"generator's keyword argument) is added with '+': +{key}={value}"
+    )
+
+
 @contextmanager
-def mandatory_keys_reported() -> Iterator[None]:
-    """A mandatory key Hydra reads unset while it names the run folder: one line, not Hydra's traceback.
+def hydra_errors_reported(name: str) -> Iterator[None]:
+    """Errors Hydra meets before the task runs, said in one line: a mandatory key, a misspelled key.
 
     Hydra resolves ``hydra.run.dir`` (or the sweep's folder) before the task runs, where
     :func:`user_errors` cannot see it; a victim's folder name interpolates its mandatory keys
@@ -136,8 +167,14 @@ def mandatory_keys_reported() -> Iterator[None]:
 
     def run_and_report(func: Callable[[], Any]) -> Any:
         def guarded() -> Any:
-            with user_errors():
-                return func()
+            try:
+                with user_errors():
+                    return func()
+            except CompactHydraException as error:
+                message = None if _full_error() else unknown_key_message(error, name, sys.argv[1:])
+                if message is None:
+                    raise
+                raise UserError(message) from None
 
         return original(guarded)
 
@@ -244,7 +281,7 @@ def run_app(name: str, config_dir: str | os.PathLike[str] | None = None) -> None
     # Imported before Hydra sets up logging, as train.py and attack.py always did: Lightning, imported
     # while the root logger has no handler, keeps its messages on the console (out of <name>.log).
     importlib.import_module("ganleaks.workflows")
-    with mandatory_keys_reported():
+    with hydra_errors_reported(name):
         main(task_function)()
 
 

@@ -153,7 +153,7 @@ def test_help_states_the_defaults_of_the_config(app):
 
 def _attack(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(REPO / "attack.py"), f"paths.root={tmp_path}", *args],
+        [sys.executable, str(REPO / "attack.py"), *args, f"paths.root={tmp_path}"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -174,6 +174,13 @@ def test_a_missing_mandatory_key_in_a_multirun_is_one_line(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "victim.path is not set" in result.stderr
+
+
+def test_a_misspelled_key_on_the_command_line_names_the_closest_not_plus(tmp_path):
+    """Hydra alone advises '+setting.kk=5' for a typo: a key nothing reads. Ours names setting.k first."""
+    result = _attack(["setting=fullbb", "setting.kk=5"], tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "did you mean 'setting.k'?" in result.stderr and "+setting.kk=5" in result.stderr
 
 
 def test_hydra_full_error_still_shows_the_traceback(tmp_path):
