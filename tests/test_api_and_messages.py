@@ -145,6 +145,10 @@ def test_help_states_the_defaults_of_the_config(app):
         actual = OmegaConf.select(cfg, key, default="<absent>")
         if str(actual) != value:
             wrong.append(f"--help says {key}={value}, the config has {actual}")
+    for setting, key, value in re.findall(r"([a-z]+): setting\.([a-z_]+)=([0-9]+) by default", text):
+        actual = OmegaConf.select(_compose(app, [f"setting={setting}"]), f"setting.{key}")
+        if str(actual) != value:
+            wrong.append(f"--help says setting={setting} has {key} {value}, the config has {actual}")
     assert not wrong, "\n".join(wrong)
 
 
