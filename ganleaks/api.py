@@ -419,10 +419,19 @@ def _generator_victim(generator, discriminator, values: dict, victim: dict, late
             values["victim.latent_dim"] = int(latent_dim)
         return "generator"
     for part, net in (("generator", generator), ("discriminator", discriminator)):
+        if isinstance(net, type) and issubclass(net, nn.Module):
+            raise TypeError(
+                f"{part}= got the class {net.__name__}, not a module: pass an instance, {net.__name__}(...)"
+            )
         if net is not None and not isinstance(net, nn.Module):
             raise TypeError(
                 f"{part}= must be a torch.nn.Module (both networks given as modules) or a weights file path, "
                 f"got {type(net).__name__}"
+            )
+        if net is not None and any(t.is_meta for t in (*net.parameters(), *net.buffers())):
+            raise ValueError(
+                f"{part}= has weights on the meta device (built without data): load its weights first, e.g. "
+                "net.to_empty(device='cpu') then net.load_state_dict(state)"
             )
     dim = latent_dim if latent_dim is not None else getattr(generator, "latent_dim", None)
     if generator is not None and dim is None:

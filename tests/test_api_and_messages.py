@@ -395,3 +395,17 @@ def test_a_float64_generator_is_told_about_dtype_not_latent_dim():
     with pytest.raises(ExternalModelError, match=r"float32.*generator\.float\(\)") as caught:
         _find_latent_layout(Generator().double(), 4, "victim.generator")
     assert "Set victim.latent_dim" not in str(caught.value)
+
+
+def test_a_module_on_the_meta_device_is_refused_in_words():
+    import ganleaks
+
+    with pytest.raises(ValueError, match="meta device.*load its weights first"):
+        ganleaks.audit("fullbb", generator=Generator().to("meta"), members=_records(0), nonmembers=_records(1))
+
+
+def test_a_module_class_instead_of_a_module_says_so():
+    import ganleaks
+
+    with pytest.raises(TypeError, match="the class Generator, not a module: pass an instance"):
+        ganleaks.audit("fullbb", generator=Generator, members=_records(0), nonmembers=_records(1))
