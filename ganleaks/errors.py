@@ -35,6 +35,6 @@ def setting_hint(key: str, value: str) -> str:
 def another_run_folder() -> str:
     """How to send this run to another folder, in the way it was started."""
     return {
-        "api": "another out_dir=",
+        "api": "another out_dir=DIR",
         "multirun": "another hydra.sweep.dir=DIR",
     }.get(LAUNCH.get(), "another hydra.run.dir=DIR")
