@@ -15,6 +15,7 @@ import importlib
 import inspect
 import linecache
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -68,15 +69,120 @@ def is_user_error(error: BaseException) -> bool:
     return isinstance(error, (ValueError, FileNotFoundError, NotADirectoryError)) and _raised_by_ganleaks(error)
 
 
+#: An example value for each mandatory key (``???`` in conf/), shown when it is not set.
+MANDATORY_EXAMPLES = {
+    "victim.path": "synthetic/",
+    "victim.weights": "G.safetensors",
+    "victim.latent_dim": "128",
+    "victim.generator._target_": "mypkg.nets.Generator",
+    "calibration.path": "reference_samples/",
+    "data.root": "/path/to/images",
+    "data.path": "/path/to/records.csv",
+}
+
+
+def _full_error() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
+
+
+def missing_key(error: BaseException) -> str | None:
+    """The dotted key of a mandatory value (``???``) that was read unset, or None if ``error`` is not that."""
+    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
+
+    if not isinstance(error, (MissingMandatoryValue, InterpolationToMissingValueError)):
+        return None
+    found = re.search(r"Missing mandatory value: ?([\w.\[\]]+)", str(error))
+    if found:
+        return found.group(1)
+    return getattr(error, "full_key", None) or None
+
+
+def missing_key_message(key: str) -> str:
+    """One line: which mandatory key is not set, and an example of setting it."""
+    from ganleaks.errors import setting_hint
+
+    example = setting_hint(key, MANDATORY_EXAMPLES.get(key, "VALUE"))
+    return f"{key} is not set, and this run needs it: add {example}"
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the user errors raised inside into :class:`UserError` (one printed line), unless ``HYDRA_FULL_ERROR``."""
     try:
         yield
     except Exception as error:
-        if is_user_error(error) and os.environ.get("HYDRA_FULL_ERROR", "") in ("", "0"):
+        if _full_error():
+            raise
+        if is_user_error(error):
             raise UserError(f"{type(error).__name__}: {error}") from None
+        key = missing_key(error)
+        if key is not None:
+            raise UserError(missing_key_message(key)) from None
         raise
+
+
+def unknown_key_message(error: BaseException, name: str, argv: Sequence[str]) -> str | None:
+    """For Hydra's "Could not override 'a.b'" (a key the config has not): the closest key, then how to add one.
+
+    Hydra's own message advises ``+a.b=...``, which, for a misspelled key, adds a key nothing reads.
+    """
+    from hydra import compose
+    from hydra.errors import ConfigCompositionException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    from ganleaks.api import closest, config_keys
+
+    found = re.match(r"Could not override '([^']+)'", str(error))
+    if not isinstance(error, ConfigCompositionException) or not isinstance(
+        error.__cause__, (ConfigKeyError, ConfigAttributeError)
+    ):
+        return None
+    if not found:
+        return None
+    key = found.group(1)
+    value = next((arg.split("=", 1)[1] for arg in argv if arg.split("=", 1)[0] == key), "VALUE")
+    choices = [arg for arg in argv if re.fullmatch(r"[a-z_]+=[\w/-]+", arg)]  # group choices shape the config
+    try:
+        keys = sorted(config_keys(compose(config_name=name, overrides=choices)))
+    except Exception:
+        keys = []
+    return (
+        f"{key} is not a key of this config{closest(key, keys)}. A key the config does not have yet (a "
+        f"generator's keyword argument) is added with '+': +{key}={value}"
+    )
+
+
+@contextmanager
+def hydra_errors_reported(name: str) -> Iterator[None]:
+    """Errors Hydra meets before the task runs, said in one line: a mandatory key, a misspelled key.
+
+    Hydra resolves ``hydra.run.dir`` (or the sweep's folder) before the task runs, where
+    :func:`user_errors` cannot see it; a victim's folder name interpolates its mandatory keys
+    (``victim.path``, ``victim.weights``). Hydra's ``run_and_report`` prints a ``CompactHydraException``
+    as its message alone, so the error is turned into a :class:`UserError` inside it.
+    """
+    import hydra._internal.utils as hydra_utils
+
+    original = hydra_utils.run_and_report
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        def guarded() -> Any:
+            try:
+                with user_errors():
+                    return func()
+            except CompactHydraException as error:
+                message = None if _full_error() else unknown_key_message(error, name, sys.argv[1:])
+                if message is None:
+                    raise
+                raise UserError(message) from None
+
+        return original(guarded)
+
+    hydra_utils.run_and_report = run_and_report
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = original
 
 
 def check_overrides(argv: Sequence[str]) -> None:
@@ -99,14 +205,23 @@ def check_overrides(argv: Sequence[str]) -> None:
             sys.exit(2)
 
 
+def _launch() -> str:
+    """``multirun`` under ``-m``, else ``run``: how hints name the run folder (:mod:`ganleaks.errors`)."""
+    from hydra.types import RunMode
+
+    return "multirun" if HydraConfig.get().mode == RunMode.MULTIRUN else "run"
+
+
 def _train(cfg: DictConfig) -> None:
+    from ganleaks.errors import launched_by
     from ganleaks.workflows import train  # already imported by run_app, before Hydra started
 
-    with user_errors():  # a mistake the user can fix: one message (HYDRA_FULL_ERROR=1: the traceback)
+    with launched_by(_launch()), user_errors():  # a user's mistake: one message (HYDRA_FULL_ERROR=1: traceback)
         train(cfg, HydraConfig.get().runtime.output_dir)
 
 
 def _attack(cfg: DictConfig) -> float:
+    from ganleaks.errors import launched_by
     from ganleaks.evaluation.estimates import result_lines
     from ganleaks.orchestration.run_record import restore_hydra_files
 
@@ -114,7 +229,7 @@ def _attack(cfg: DictConfig) -> float:
     try:
         from ganleaks.workflows import attack  # already imported by run_app, before Hydra started
 
-        with user_errors():  # a mistake the user can fix: one message (HYDRA_FULL_ERROR=1: the traceback)
+        with launched_by(_launch()), user_errors():  # a user's mistake: one message (HYDRA_FULL_ERROR=1: traceback)
             metrics = attack(cfg, out_dir, HydraConfig.get().overrides.task)
     except BaseException:
         # Hydra rewrote .hydra/ before this command failed: a finished run's record must stay its own.
@@ -157,7 +272,8 @@ def run_app(name: str, config_dir: str | os.PathLike[str] | None = None) -> None
     # Imported before Hydra sets up logging, as train.py and attack.py always did: Lightning, imported
     # while the root logger has no handler, keeps its messages on the console (out of <name>.log).
     importlib.import_module("ganleaks.workflows")
-    main(task_function)()
+    with hydra_errors_reported(name):
+        main(task_function)()
 
 
 def train_main() -> None:

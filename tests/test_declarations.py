@@ -303,7 +303,7 @@ def test_palette_greys_transparency_and_an_unused_value_range_are_handled_and_sa
     with caplog.at_level(logging.WARNING, logger="ganleaks.data.user_sets"):
         assert load_records(tmp_path / "rgba", value_range=[0, 1]).shape == (3, 8, 8)
     assert "3 of 3 images have transparent pixels" in caplog.text
-    assert "queries.value_range=[0, 1] is not used" in caplog.text
+    assert "queries.value_range ([0, 1]) is not used" in caplog.text
 
 
 def test_a_data_row_with_a_missing_first_value_is_not_taken_for_a_header(tmp_path):

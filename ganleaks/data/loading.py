@@ -18,6 +18,7 @@ from ganleaks.data.split import (
     make_split,
     save_manifest,
 )
+from ganleaks.errors import another_run_folder
 from ganleaks.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def prepare_split(data_cfg: DictConfig, sample_set: SampleSet, seed: int, run_di
         if previous.parts != split.parts:
             raise ValueError(
                 f"{existing} holds a different split than the one asked for now (sizes or seed changed); "
-                "use another hydra.run.dir or delete that folder to start over"
+                f"use {another_run_folder()} or delete that folder to start over"
             )
         log.info("reusing the split in %s", existing)
         return previous

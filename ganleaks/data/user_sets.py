@@ -124,7 +124,7 @@ def load_records(
             raise ValueError(f"{options}.id_column applies to a CSV file; {what}={source} is an image folder")
         if value_range is not None:
             log.warning(
-                "%s.value_range=%s is not used for %s=%s: image files are 8 or 16 bit and read as such",
+                "%s.value_range (%s) is not used for %s (%s): image files are 8 or 16 bit and read as such",
                 options,
                 list(value_range),
                 what,

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, RichProgressBar
 from pytorch_lightning.loggers import Logger
 
+from ganleaks.errors import another_run_folder
 from ganleaks.io import UnsafeFileError, load_weights_only
 from ganleaks.loggers import build_loggers
 from ganleaks.models.modules.base import GANModule
@@ -46,14 +47,14 @@ def verify_resume_checkpoint(path: Path, module: torch.nn.Module) -> None:
         checkpoint = load_weights_only(path)
     except UnsafeFileError as error:
         raise CheckpointError(
-            f"refusing to resume: {error}. Delete it to train this run from scratch, or use another hydra.run.dir"
+            f"refusing to resume: {error}. Delete it to train this run from scratch, or use {another_run_folder()}"
         ) from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     expected = module.state_dict()
     if not isinstance(state, dict) or not set(state) & set(expected):
         raise CheckpointError(
             f"{path} is not a checkpoint of this model (no matching state_dict); delete it to "
-            "train from scratch, or use another hydra.run.dir"
+            f"train from scratch, or use {another_run_folder()}"
         )
     mismatched = [
         f"{name} {tuple(value.shape)} != {tuple(expected[name].shape)}"
@@ -64,7 +65,7 @@ def verify_resume_checkpoint(path: Path, module: torch.nn.Module) -> None:
         raise CheckpointError(
             f"{path} was written by a different model config than the one asked for now ({'; '.join(mismatched[:3])}"
             f"{'; ...' if len(mismatched) > 3 else ''}): resume with the overrides that started this run, or use "
-            f"another hydra.run.dir, or delete {path.parent} to start over"
+            f"{another_run_folder()}, or delete {path.parent} to start over"
         )
 
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ganleaks.data.sample_set import SampleSet
 from ganleaks.distances.distance import check_distance_config
-from ganleaks.errors import AttackConfigError
+from ganleaks.errors import AttackConfigError, another_run_folder
 from ganleaks.io import UnsafeFileError, atomic_write_text, load_weights_only
 from ganleaks.parameters import check_int, check_seed
 from ganleaks.settings.base import AttackEngine, check_setting, engine_class
@@ -265,7 +265,7 @@ def check_resumable(batch_dir: Path, key: dict) -> None:
         except (OSError, json.JSONDecodeError) as error:
             raise AttackConfigError(
                 f"cannot read {path} ({error}), so it is unknown which attack the finished batches beside it "
-                f"belong to: delete {batch_dir} to recompute them, or use another hydra.run.dir"
+                f"belong to: delete {batch_dir} to recompute them, or use {another_run_folder()}"
             ) from None
     elif any(batch_dir.glob("batch-*.safetensors")):
         previous = {}
@@ -276,7 +276,7 @@ def check_resumable(batch_dir: Path, key: dict) -> None:
         changed = sorted(name for name in old.keys() | new.keys() if old.get(name) != new.get(name))
         raise AttackConfigError(
             f"{batch_dir} holds results of another attack ({', '.join(changed[:6]) or 'unrecorded config'} "
-            "differ): reusing them would mix two experiments. Use another hydra.run.dir, or delete "
+            f"differ): reusing them would mix two experiments. Use {another_run_folder()}, or delete "
             f"{batch_dir} to recompute"
         )
 

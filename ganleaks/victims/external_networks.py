@@ -264,6 +264,11 @@ def _find_latent_layout(network: nn.Module, latent_dim: int, key: str) -> tuple[
             return spatial, network(z)
         except (RuntimeError, ValueError, IndexError) as error:
             errors.append(str(error).splitlines()[0])
+    if any("dtype" in error or "scalar type" in error for error in errors):  # not a size: float64 / half weights
+        raise ExternalModelError(
+            f"{key} ({type(network).__name__}) fails on a float32 latent: {errors[0]}. The attack feeds float32 "
+            "latents: give the generator in float32 (generator.float())"
+        )
     raise ExternalModelError(
         f"{key} ({type(network).__name__}) fails on a zero latent of size victim.latent_dim={latent_dim}"
         f"{_first_layer_hint(network)}: {errors[0]}. Set victim.latent_dim to the latent size your generator takes"

@@ -18,7 +18,7 @@ from ganleaks.data.loading import load_sample_set, read_trained_on, recorded_dat
 from ganleaks.data.queries import Queries, select_queries
 from ganleaks.data.sample_set import SampleSet
 from ganleaks.data.split import load_manifest
-from ganleaks.errors import AttackConfigError
+from ganleaks.errors import AttackConfigError, setting_hint
 from ganleaks.models.export import load_discriminator, load_generator, read_network_spec
 from ganleaks.victims.base import Networks, PrivacyStatement, Victim
 from ganleaks.victims.output_checks import check_discriminator_outputs, check_generator_outputs
@@ -218,8 +218,8 @@ class TrainingRunVictim(Victim):
                 raise AttackConfigError(
                     f"the victim found in {self.run_dir} has latent_dim {spec['latent_dim']}, but this attack says "
                     f"model.latent_dim={latent_dim}: the run folder name does not encode the latent size, so this "
-                    "is another victim. Drop the override, or train yours into its own hydra.run.dir and pass "
-                    "victim.run_dir=PATH"
+                    "is another victim. Drop the override, or train yours into its own folder (python train.py "
+                    f"model.latent_dim={latent_dim} hydra.run.dir=DIR) and pass {setting_hint('victim.run_dir', 'DIR')}"
                 )
         self._specs_checked = True
 
