@@ -120,21 +120,21 @@ def test_each_declared_change_gets_its_own_folder(user_files, tmp_path):
         "samples": [
             f"calibration.path={user_files['members']}",
             "calibration.value_range=[0,1]",
-            "calibration=none",
             f"victim.path={user_files['calibration']}",
             "victim.value_range=[0,1]",
             "setting.k=128",
             "queries.channels=3",
         ],
     }
+    victims = {"generator": generator, "samples": samples}
     for kind, overrides in changes.items():
         seen = {base[kind]}
         for change in overrides:
-            out_dir = compose_app("attack", tmp_path, [*FAST, *_generator(user_files), change])[1]
-            if kind == "samples":
-                out_dir = compose_app("attack", tmp_path, [*FAST, *samples, change])[1]
+            out_dir = compose_app("attack", tmp_path, [*FAST, *victims[kind], change])[1]
             assert out_dir not in seen, f"{kind}: {change} would resume or overwrite another run in {out_dir}"
             seen.add(out_dir)
+    uncalibrated = compose_app("attack", tmp_path, [*FAST, *_samples(user_files, calibrated=False)])[1]
+    assert uncalibrated != base["samples"]
     # and the same inputs, the same folder (a rerun resumes)
     assert compose_app("attack", tmp_path, [*FAST, *generator])[1] == base["generator"]
 
@@ -181,8 +181,8 @@ def test_contents_changed_at_the_same_path_are_refused_by_name(user_files, tmp_p
     role = "reference" if what == "calibration" else "victim"
     assert f"batches/{role}" in str(error.value)
     assert (out_dir / "scores.csv").read_bytes() == before  # the old run's record is untouched
-    # the command the message gives recomputes on the new contents
-    shutil.rmtree(out_dir / "batches" / role)
+    # the command the message gives recomputes on the new contents (new query records: every model's)
+    shutil.rmtree(out_dir / "batches" / ("" if what == "members" else role))
     _, again = _attack(tmp_path, overrides)
     assert again == out_dir and (out_dir / "scores.csv").read_bytes() != before
 
@@ -203,9 +203,9 @@ def test_tilde_is_the_home_folder(user_files, tmp_path, monkeypatch):
     assert Path(cfg.victim.run_dir) == home / "audits/train/digits/dcgan/n24/seed0"
     overrides = [
         "victim=samples",
-        "'victim.path=~/synthetic'",
-        "'queries.members=~/train'",
-        "'queries.nonmembers=~/holdout'",
+        "victim.path='~/synthetic'",  # quoted: Hydra's override grammar reads a bare ~ as an error
+        "queries.members='~/train'",
+        "queries.nonmembers='~/holdout'",
     ]
     from ganleaks.workflows import attack
 
