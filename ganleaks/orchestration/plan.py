@@ -298,7 +298,9 @@ def check_resumable(batch_dir: Path, key: dict) -> None:
     if previous != key:
         old, new = _flatten(previous), _flatten(key)
         changed = sorted(name for name in old.keys() | new.keys() if old.get(name) != new.get(name))
-        said = "; ".join(describe_change(name, old.get(name), new.get(name)) for name in changed[:6]) if previous else ""
+        said = (
+            "; ".join(describe_change(name, old.get(name), new.get(name)) for name in changed[:6]) if previous else ""
+        )
         raise AttackConfigError(
             f"{batch_dir} holds the finished batches of another attack: {said or 'unrecorded config'} "
             f"changed since they were scored, so they are not reused (that would serve scores of other "
@@ -324,7 +326,8 @@ def describe_change(name: str, old, new) -> str:
         if rest.startswith("declared."):
             what = f"victim.{rest.removeprefix('declared.')}"
         elif rest in ("generator", "discriminator"):
-            what = f"the contents of the {rest}'s weights (victim.{'weights' if rest == 'generator' else rest + '_weights'})"
+            key = "weights" if rest == "generator" else "discriminator_weights"
+            what = f"the contents of the {rest}'s weights (victim.{key})"
         elif rest == "samples":
             what = "the samples' contents (victim.path / calibration.path)"
         else:
