@@ -336,6 +336,8 @@ def describe_change(name: str, old, new) -> str:
         what = name
     else:
         what = _KEY_WORDS.get(name, name)
+    if what != name:  # the key as attack_key.json records it, too
+        what = f"{what} [{name}]"
     if _short(old) and _short(new):
         return f"{what} ({_show(old)} -> {_show(new)})"
     return what
