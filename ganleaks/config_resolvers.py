@@ -35,6 +35,8 @@ def _plain(node: Any) -> Any:
         }
     if OmegaConf.is_list(node):
         return [_plain(item) for item in node]
+    if isinstance(node, float) and node.is_integer():
+        return int(node)  # [-1.0, 1.0] and [-1, 1] declare the same range: one folder
     return node
 
 

@@ -137,6 +137,8 @@ def test_each_declared_change_gets_its_own_folder(user_files, tmp_path):
     assert uncalibrated != base["samples"]
     # and the same inputs, the same folder (a rerun resumes)
     assert compose_app("attack", tmp_path, [*FAST, *generator])[1] == base["generator"]
+    same_range = compose_app("attack", tmp_path, [*FAST, *generator, "victim.output_range=[-1.0,1.0]"])[1]
+    assert same_range == base["generator"]  # [-1.0, 1.0] is the default [-1, 1]
 
 
 def test_a_sweep_writes_one_folder_per_value_with_its_identity(user_files, tmp_path):

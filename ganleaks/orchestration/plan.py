@@ -272,7 +272,18 @@ def resume_key(
         container.pop("reference_model", None)
         if isinstance(key["distance"], dict):
             key["distance"].pop("name", None)  # the weights define it, not the config's name
-    return json.loads(json.dumps(key))
+    return _integral_floats_as_ints(json.loads(json.dumps(key)))
+
+
+def _integral_floats_as_ints(tree):
+    """``[-1.0, 1.0]`` and ``[-1, 1]`` declare the same range: one key for both."""
+    if isinstance(tree, dict):
+        return {name: _integral_floats_as_ints(value) for name, value in tree.items()}
+    if isinstance(tree, list):
+        return [_integral_floats_as_ints(value) for value in tree]
+    if isinstance(tree, float) and tree.is_integer():
+        return int(tree)
+    return tree
 
 
 def _shared_batch_dir(cache_dir: str, key: dict) -> Path:
@@ -301,11 +312,11 @@ def check_resumable(batch_dir: Path, key: dict) -> None:
         said = (
             "; ".join(describe_change(name, old.get(name), new.get(name)) for name in changed[:6]) if previous else ""
         )
+        what = f"{said} changed since they were scored" if said else f"no {RESUME_KEY_NAME} says which inputs"
         raise AttackConfigError(
-            f"{batch_dir} holds the finished batches of another attack: {said or 'unrecorded config'} "
-            f"changed since they were scored, so they are not reused (that would serve scores of other "
-            f"inputs). To recompute with the new inputs, delete them: rm -r '{batch_dir}' ; or keep them "
-            "and write this attack elsewhere: another hydra.run.dir=DIR"
+            f"{batch_dir} holds the finished batches of another attack: {what}, so they are not reused (that "
+            f"would serve scores of other inputs). To recompute with the new inputs, delete them: rm -r "
+            f"'{batch_dir}' ; or keep them and write this attack elsewhere: another hydra.run.dir=DIR"
         )
 
 
