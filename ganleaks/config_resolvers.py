@@ -12,7 +12,6 @@ from omegaconf import OmegaConf
 
 DIGEST_RESOLVER = "ganleaks_digest"
 FINGERPRINT_RESOLVER = "ganleaks_fingerprint"
-PATH_RESOLVER = "ganleaks_path"
 # Keys of a node that name or describe it without changing a score: left out of its fingerprint (and
 # ``name`` / ``digest`` / ``variant`` are the names this fingerprint makes: hashing them would recurse).
 NOT_SCORED = frozenset({"name", "digest", "variant", "privacy", "null_control"})
@@ -54,19 +53,32 @@ def config_fingerprint(*keys: str, _root_: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def expand_path(path: Any) -> Any:
-    """``~`` and ``$VARS`` expanded in a folder the config names (``paths.root``); None stays None."""
-    if path is None:
-        return None
-    return os.path.expanduser(os.path.expandvars(str(path)))
+# The command-line keys naming folders that Hydra creates itself: a ``~`` or ``$VAR`` in them is
+# expanded before Hydra reads them (Hydra would create a folder literally named ``~``).
+FOLDER_KEYS = ("paths.root", "paths.models", "hydra.run.dir", "hydra.sweep.dir")
+
+
+def expand_folder_overrides(overrides: list[str]) -> list[str]:
+    """``paths.root='~/audits'`` -> ``paths.root='/home/me/audits'`` (and ``$VARS``) for :data:`FOLDER_KEYS`.
+
+    A value Hydra would read as something else than one path (an interpolation ``${...}``, a sweep
+    ``a,b``) is left as given. The expanded value is single-quoted for Hydra's override grammar.
+    """
+    expanded = []
+    for override in overrides:
+        key, equals, value = override.partition("=")
+        if equals and key.lstrip("+") in FOLDER_KEYS:
+            bare = value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else value
+            if (bare.startswith("~") or "$" in bare) and "${" not in bare and "," not in bare and "'" not in bare:
+                path = os.path.expanduser(os.path.expandvars(bare))
+                if path != bare:
+                    override = f"{key}='{path}'"
+        expanded.append(override)
+    return expanded
 
 
 def register_resolvers() -> None:
-    """Register ``${ganleaks_digest:...}``, ``${ganleaks_fingerprint:...}`` and ``${ganleaks_path:...}``; idempotent."""
-    for name, function in (
-        (DIGEST_RESOLVER, short_digest),
-        (FINGERPRINT_RESOLVER, config_fingerprint),
-        (PATH_RESOLVER, expand_path),
-    ):
+    """Register ``${ganleaks_digest:...}`` and ``${ganleaks_fingerprint:...}`` (conf/victim/); idempotent."""
+    for name, function in ((DIGEST_RESOLVER, short_digest), (FINGERPRINT_RESOLVER, config_fingerprint)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

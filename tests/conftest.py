@@ -8,9 +8,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from ganleaks.config_resolvers import register_resolvers
-
-register_resolvers()  # conf/paths and conf/victim use ${ganleaks_path:...}, ${ganleaks_fingerprint:...}
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 # 16x16 digits, a few dozen samples per part, a few optimiser steps.

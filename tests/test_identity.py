@@ -10,7 +10,10 @@ Also: ``~`` in ``paths.root`` and in the user's file paths is the home folder, n
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +22,14 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from ganleaks.config_resolvers import register_resolvers
 from ganleaks.errors import AttackConfigError
 from tests.conftest import compose_app
 from tests.userpkg.nets import LookupGenerator
 
+register_resolvers()  # conf/victim's ${ganleaks_fingerprint:...}, for configs composed here
+
+REPO = Path(__file__).resolve().parents[1]
 N = 32
 FAST = ["distance=l2", "setting=fullbb", "setting.k=256"]
 
@@ -195,14 +202,25 @@ def test_built_in_folder_layout_is_kept(tmp_path):
     assert out_dir == tmp_path / "attack/digits/dcgan/n24/seed0/fullbb/none-l2"
 
 
-def test_tilde_is_the_home_folder(user_files, tmp_path, monkeypatch):
-    """paths.root='~/audits' and ~/ in the user's file paths mean the home folder, not a folder named ~."""
+def test_tilde_on_the_command_line_is_the_home_folder():
+    """paths.root='~/audits' (quoted for Hydra) is the folder audits in the home folder, not ./~/audits."""
+    from ganleaks.config_resolvers import expand_folder_overrides
+
+    home = str(Path.home())
+    assert expand_folder_overrides(["paths.root='~/audits'", "seed=1", "hydra.run.dir=$HOME/run"]) == [
+        f"paths.root='{home}/audits'",
+        "seed=1",
+        f"hydra.run.dir='{home}/run'",
+    ]
+    kept = ["paths.root=outputs", "paths.root=${oc.env:HOME}/x", "paths.models='~/a','~/b'"]
+    assert expand_folder_overrides(kept) == kept  # a plain path, an interpolation, a sweep
+
+
+def test_tilde_in_the_users_paths(user_files, tmp_path, monkeypatch):
+    """~/ in victim.path and queries.* is the home folder; attack.py puts paths.root='~/...' there too."""
     home = user_files["root"]
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)
-    cfg, out_dir = compose_app("attack", "'~/audits'", ["setting=fullbb"])
-    assert out_dir == home / "audits/attack/digits/dcgan/n24/seed0/fullbb/none-l2"
-    assert Path(cfg.victim.run_dir) == home / "audits/train/digits/dcgan/n24/seed0"
     overrides = [
         "victim=samples",
         "victim.path='~/synthetic'",  # quoted: Hydra's override grammar reads a bare ~ as an error
@@ -211,8 +229,18 @@ def test_tilde_is_the_home_folder(user_files, tmp_path, monkeypatch):
     ]
     from ganleaks.workflows import attack
 
-    cfg, out_dir = compose_app("attack", "'~/audits'", [*FAST, *overrides])
-    assert out_dir.is_relative_to(home / "audits/attack/user")
+    cfg, out_dir = compose_app("attack", tmp_path, [*FAST, *overrides])
     metrics = attack(cfg, out_dir)
     assert metrics["auc"] > 0.6 and (out_dir / "scores.csv").is_file()
+    done = subprocess.run(  # as a user types it: Hydra creates the run folder
+        [sys.executable, str(REPO / "attack.py"), "paths.root='~/audits'", *FAST, *overrides],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (written,) = (home / "audits/attack/user").glob("samples-*/fullbb/*/scores.csv")
+    assert written.read_bytes() == (out_dir / "scores.csv").read_bytes()
     assert not (tmp_path / "~").exists()
