@@ -251,7 +251,7 @@ def run_app(name: str, config_dir: str | os.PathLike[str] | None = None) -> None
         name: the app; its primary config is ``<config_dir>/<name>.yaml``.
         config_dir: the config folder; None: the installed package's (:data:`ganleaks.config_dir.CONF_DIR`).
     """
-    from ganleaks.config_resolvers import register_resolvers
+    from ganleaks.config_resolvers import expand_folder_overrides, register_resolvers
 
     if config_dir is None:
         from ganleaks.config_dir import CONF_DIR
@@ -268,6 +268,7 @@ def run_app(name: str, config_dir: str | os.PathLike[str] | None = None) -> None
     task_function.__qualname__ = task_function.__name__ = name
     main = hydra.main(version_base="1.3", config_path=str(Path(config_dir).resolve()), config_name=name)
     check_overrides(sys.argv[1:])
+    sys.argv[1:] = expand_folder_overrides(sys.argv[1:])  # paths.root='~/audits': the home folder, not ./~
     register_resolvers()
     # Imported before Hydra sets up logging, as train.py and attack.py always did: Lightning, imported
     # while the root logger has no handler, keeps its messages on the console (out of <name>.log).

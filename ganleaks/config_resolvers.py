@@ -1,13 +1,20 @@
-"""OmegaConf resolvers the configs use, registered once by the entry points (``attack.py``, ``ganleaks.audit``)."""
+"""OmegaConf resolvers the configs use, registered once by the entry points (``attack.py``, ``train.py``,
+``ganleaks.audit``; importing :mod:`ganleaks.workflows` registers them for configs composed in code)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from typing import Any
 
 from omegaconf import OmegaConf
 
 DIGEST_RESOLVER = "ganleaks_digest"
+FINGERPRINT_RESOLVER = "ganleaks_fingerprint"
+# Keys of a node that name or describe it without changing a score: left out of its fingerprint (and
+# ``name`` / ``digest`` / ``variant`` are the names this fingerprint makes: hashing them would recurse).
+NOT_SCORED = frozenset({"name", "digest", "variant", "privacy", "null_control"})
 
 
 def short_digest(*values) -> str:
@@ -16,7 +23,62 @@ def short_digest(*values) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def _plain(node: Any) -> Any:
+    """A config node's resolved value as plain JSON types, its :data:`NOT_SCORED` keys left out (and a
+    mandatory value not set yet as ``???``: the victim says what to set, not the folder's name)."""
+    if OmegaConf.is_dict(node):
+        return {
+            str(key): "???" if OmegaConf.is_missing(node, key) else _plain(node[key])
+            for key in node.keys()
+            if key not in NOT_SCORED
+        }
+    if OmegaConf.is_list(node):
+        return [_plain(item) for item in node]
+    if isinstance(node, float) and node.is_integer():
+        return int(node)  # [-1.0, 1.0] and [-1, 1] declare the same range: one folder
+    return node
+
+
+def config_fingerprint(*keys: str, _root_: Any) -> str:
+    """8 hex digits of sha256 over the resolved config nodes named by ``keys`` (their :data:`NOT_SCORED`
+    keys left out).
+
+    ``${ganleaks_fingerprint:victim}`` names a user's victim by everything its node declares (files as
+    given, ranges, latent, the generator's keyword arguments, the query files and their options), so
+    that two victims differing in any of them never share an attack folder. The files' *contents*
+    are not read here: the resume key holds them (``orchestration/plan.py``).
+    """
+    values = {key: _plain(OmegaConf.select(_root_, key, default=None)) for key in keys}
+    text = json.dumps(values, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+# The command-line keys naming folders that Hydra creates itself: a ``~`` or ``$VAR`` in them is
+# expanded before Hydra reads them (Hydra would create a folder literally named ``~``).
+FOLDER_KEYS = ("paths.root", "paths.models", "hydra.run.dir", "hydra.sweep.dir")
+
+
+def expand_folder_overrides(overrides: list[str]) -> list[str]:
+    """``paths.root='~/audits'`` -> ``paths.root='/home/me/audits'`` (and ``$VARS``) for :data:`FOLDER_KEYS`.
+
+    A value Hydra would read as something else than one path (an interpolation ``${...}``, a sweep
+    ``a,b``) is left as given. The expanded value is single-quoted for Hydra's override grammar.
+    """
+    expanded = []
+    for override in overrides:
+        key, equals, value = override.partition("=")
+        if equals and key.lstrip("+") in FOLDER_KEYS:
+            bare = value[1:-1] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else value
+            if (bare.startswith("~") or "$" in bare) and "${" not in bare and "," not in bare and "'" not in bare:
+                path = os.path.expanduser(os.path.expandvars(bare))
+                if path != bare:
+                    override = f"{key}='{path}'"
+        expanded.append(override)
+    return expanded
+
+
 def register_resolvers() -> None:
-    """Register ``${ganleaks_digest:a,b,...}`` (conf/paths/default.yaml's user victim name); idempotent."""
-    if not OmegaConf.has_resolver(DIGEST_RESOLVER):
-        OmegaConf.register_new_resolver(DIGEST_RESOLVER, short_digest)
+    """Register ``${ganleaks_digest:...}`` and ``${ganleaks_fingerprint:...}`` (conf/victim/); idempotent."""
+    for name, function in ((DIGEST_RESOLVER, short_digest), (FINGERPRINT_RESOLVER, config_fingerprint)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)

@@ -135,7 +135,10 @@ def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[st
         models["reference"] = (reference, reference_setting, reference_class)
     if any(cls.reconstructs for _, _, cls in models.values()):
         check_distance(cfg, queries.sample_set)
-    runs = {role: _model_run(cfg, out_dir, role, *model, queries.fingerprint) for role, model in models.items()}
+    queried = queries_sha256(queries.ids, queries.labels)
+    runs = {
+        role: _model_run(cfg, out_dir, role, *model, queries.fingerprint, queried) for role, model in models.items()
+    }
     for run in runs.values():
         check_resumable(run.batch_dir, run.resume_key)
     return AttackPlan(
@@ -146,7 +149,7 @@ def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[st
         runs,
         reference_attack,
         query_names=queries.names,
-        facts=victim.facts(),
+        facts={**victim.facts(), "identity": run_identity(runs)},
     )
 
 
@@ -202,6 +205,24 @@ def _verify_lpips_backbone(net: str) -> None:
 # ----------------------------------------------------------------------------------- resume key
 
 
+def queries_sha256(ids: Tensor, labels: Tensor) -> str:
+    """sha256 of which records are queried, with their labels: the resume key holds it beside the
+    dataset's fingerprint, which identifies the records' contents but not which of them this attack asks."""
+    digest = hashlib.sha256()
+    digest.update(ids.numpy().astype("int64").tobytes())
+    digest.update(labels.numpy().astype("int64").tobytes())
+    return digest.hexdigest()
+
+
+def run_identity(runs: Mapping[str, ModelRun]) -> dict:
+    """The full identity of an attack's scores, as ``run.json`` records it: each model's resume key
+    (its setting's keys, the seed, the number of queries, the distance, the query records' fingerprint
+    and which were queried, the model's content identity) and ``fingerprint``, a sha256 over all of them."""
+    keys = {role: run.resume_key for role, run in runs.items()}
+    fingerprint = hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()
+    return {"fingerprint": fingerprint, **keys}
+
+
 def _model_run(
     cfg: DictConfig,
     out_dir: Path,
@@ -210,9 +231,12 @@ def _model_run(
     setting: DictConfig,
     cls: type[AttackEngine],
     fingerprint: str,
+    queried: str,
 ) -> ModelRun:
     shared = role == "reference" and bool(cfg.calibration.get("cache_dir"))
     key = resume_key(cfg, setting, cls.reconstructs, victim.identity(cls), fingerprint, per_query=shared)
+    if not shared:  # a shared cache is keyed per query: it serves any subset of the queries
+        key["queries_sha256"] = queried
     batch_dir = _shared_batch_dir(cfg.calibration.cache_dir, key) if shared else out_dir / "batches" / role
     return ModelRun(role, Path(victim.label), setting, cls, batch_dir, key, victim)
 
@@ -248,12 +272,23 @@ def resume_key(
         container.pop("reference_model", None)
         if isinstance(key["distance"], dict):
             key["distance"].pop("name", None)  # the weights define it, not the config's name
-    return json.loads(json.dumps(key))
+    return _integral_floats_as_ints(json.loads(json.dumps(key)))
+
+
+def _integral_floats_as_ints(tree):
+    """``[-1.0, 1.0]`` and ``[-1, 1]`` declare the same range: one key for both."""
+    if isinstance(tree, dict):
+        return {name: _integral_floats_as_ints(value) for name, value in tree.items()}
+    if isinstance(tree, list):
+        return [_integral_floats_as_ints(value) for value in tree]
+    if isinstance(tree, float) and tree.is_integer():
+        return int(tree)
+    return tree
 
 
 def _shared_batch_dir(cache_dir: str, key: dict) -> Path:
     """The reference losses' folder in the cache shared by every attack with the same key."""
-    return Path(cache_dir) / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return Path(cache_dir).expanduser() / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def check_resumable(batch_dir: Path, key: dict) -> None:
@@ -274,11 +309,57 @@ def check_resumable(batch_dir: Path, key: dict) -> None:
     if previous != key:
         old, new = _flatten(previous), _flatten(key)
         changed = sorted(name for name in old.keys() | new.keys() if old.get(name) != new.get(name))
-        raise AttackConfigError(
-            f"{batch_dir} holds results of another attack ({', '.join(changed[:6]) or 'unrecorded config'} "
-            f"differ): reusing them would mix two experiments. Use {another_run_folder()}, or delete "
-            f"{batch_dir} to recompute"
+        said = (
+            "; ".join(describe_change(name, old.get(name), new.get(name)) for name in changed[:6]) if previous else ""
         )
+        what = f"{said} changed since they were scored" if said else f"no {RESUME_KEY_NAME} says which inputs"
+        raise AttackConfigError(
+            f"{batch_dir} holds the finished batches of another attack: {what}, so they are not reused (that "
+            f"would serve scores of other inputs). To recompute with the new inputs, delete them: rm -r "
+            f"'{batch_dir}' ; or keep them and write this attack elsewhere: {another_run_folder()}"
+        )
+
+
+# What a resume key's entries are, in the words a user set them with (changes to them are named so).
+_KEY_WORDS = {
+    "seed": "seed",
+    "num_queries": "attack.num_queries",
+    "dataset_fingerprint": "the query records' contents (the query files, or the victim's split data)",
+    "queries_sha256": "which records are queried",
+}
+
+
+def describe_change(name: str, old, new) -> str:
+    """One changed entry of a resume key (:func:`_flatten`'s dotted name), as the key the user set."""
+    name = name.rstrip(".")
+    first, _, rest = name.partition(".")
+    if first == "model_sha256":
+        if rest.startswith("declared."):
+            what = f"victim.{rest.removeprefix('declared.')}"
+        elif rest in ("generator", "discriminator"):
+            key = "weights" if rest == "generator" else "discriminator_weights"
+            what = f"the contents of the {rest}'s weights (victim.{key})"
+        elif rest == "samples":
+            what = "the samples' contents (victim.path / calibration.path)"
+        else:
+            what = f"the contents of the model's {rest or 'weights files'}"
+    elif first in ("setting", "distance"):
+        what = name
+    else:
+        what = _KEY_WORDS.get(name, name)
+    if what != name:  # the key as attack_key.json records it, too
+        what = f"{what} [{name}]"
+    if _short(old) and _short(new):
+        return f"{what} ({_show(old)} -> {_show(new)})"
+    return what
+
+
+def _short(value) -> bool:
+    return not (isinstance(value, str) and len(value) >= 40)
+
+
+def _show(value) -> str:
+    return "unset" if value is None else json.dumps(value)
 
 
 def claim_batch_dir(run: ModelRun) -> None:

@@ -9,7 +9,11 @@ back when a later command into the folder fails.
 
 It also holds the run's ``facts`` (:func:`attack_facts`): what was attacked (victim folder, data,
 model, training-set size, privacy budget) and how (setting, k, distance, calibration, seed), which
-the report reads instead of re-deriving them from a config.
+the report reads instead of re-deriving them from a config; and its ``identity``
+(``orchestration/plan.py`` ``run_identity``): per model, the resume key its scores were computed
+under (the setting's keys, seed, number of queries, distance, the query records' fingerprint and
+which were queried, the model's content identity: weights' or samples' sha256 and every declared
+field), and ``fingerprint``, one sha256 over all of them: every score traceable to its exact inputs.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ log = logging.getLogger(__name__)
 
 RUN_RECORD_NAME = "run.json"
 HYDRA_SUBDIR = ".hydra"
-RECORD_VERSION = 2  # 2: with "facts"
+RECORD_VERSION = 3  # 2: with "facts"; 3: with "identity"
 # The facts of an attack, in this order; k only where the setting has one (the k used: k_requested is
 # setting.k where that differs, e.g. a sample set of fewer samples), nn_k (used) only where a setting
 # searched a bank for its initial latents, epsilon / delta / noise_multiplier only for a victim trained with DP.
@@ -79,7 +83,7 @@ def attack_facts(
         "seed": int(cfg.seed),
     }
     facts = {key: facts.get(key) for key in FACT_KEYS}  # the record's order
-    extra = {key: value for key, value in victim_facts.items() if key not in facts}  # e.g. victim_kind
+    extra = {key: value for key, value in victim_facts.items() if key not in facts}  # e.g. victim_kind, identity
     optional = ("k", "k_requested", "nn_k", "nn_k_requested", "noise_multiplier", "epsilon", "delta")
     return {**{key: value for key, value in facts.items() if value is not None or key not in optional}, **extra}
 
@@ -107,6 +111,7 @@ def write_run_record(out_dir: Path, cfg: DictConfig, metrics: dict, hydra_subdir
         "config": _config_container(cfg),
         "metrics": metrics,
         "facts": {key: metrics[key] for key in FACT_KEYS if key in metrics},
+        "identity": metrics.get("identity"),
         "hydra_subdir": hydra_subdir,
         "hydra_files": hydra_files,
     }

@@ -93,11 +93,21 @@ class InMemoryGeneratorVictim(UserGeneratorVictim):
 
     def _declared(self) -> dict:
         declared = super()._declared()
-        declared.update(generator=None, discriminator=None)  # the objects: their contents are hashed
+        # the objects: their contents are hashed (_weights_hash), their classes named here
+        declared.update(generator=_class_name(self.generator_spec), discriminator=_class_name(self.discriminator_spec))
         return declared
 
     def _weights_hash(self, part: str) -> str:
         return state_dict_hash(self.generator_spec if part == "generator" else self.discriminator_spec)
+
+
+def _class_name(module: Any) -> str | None:
+    """``module.Class`` of a network given as an object (None: none given)."""
+    if module is None:
+        return None
+    inner = getattr(module, "network", None)  # an External* wrapper: the user's module inside it
+    kind = type(inner if isinstance(inner, nn.Module) else module)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 class InMemorySampleSetVictim(SampleSetVictim):
