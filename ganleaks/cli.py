@@ -69,18 +69,6 @@ def is_user_error(error: BaseException) -> bool:
     return isinstance(error, (ValueError, FileNotFoundError, NotADirectoryError)) and _raised_by_ganleaks(error)
 
 
-#: An example value for each mandatory key (``???`` in conf/), shown when it is not set.
-MANDATORY_EXAMPLES = {
-    "victim.path": "synthetic/",
-    "victim.weights": "G.safetensors",
-    "victim.latent_dim": "128",
-    "victim.generator._target_": "mypkg.nets.Generator",
-    "calibration.path": "reference_samples/",
-    "data.root": "/path/to/images",
-    "data.path": "/path/to/records.csv",
-}
-
-
 def _full_error() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR", "") not in ("", "0")
 
@@ -97,14 +85,6 @@ def missing_key(error: BaseException) -> str | None:
     return getattr(error, "full_key", None) or None
 
 
-def missing_key_message(key: str) -> str:
-    """One line: which mandatory key is not set, and an example of setting it."""
-    from ganleaks.errors import setting_hint
-
-    example = setting_hint(key, MANDATORY_EXAMPLES.get(key, "VALUE"))
-    return f"{key} is not set, and this run needs it: add {example}"
-
-
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the user errors raised inside into :class:`UserError` (one printed line), unless ``HYDRA_FULL_ERROR``."""
@@ -117,6 +97,8 @@ def user_errors() -> Iterator[None]:
             raise UserError(f"{type(error).__name__}: {error}") from None
         key = missing_key(error)
         if key is not None:
+            from ganleaks.errors import missing_key_message
+
             raise UserError(missing_key_message(key)) from None
         raise
 

@@ -38,3 +38,21 @@ def another_run_folder() -> str:
         "api": "another out_dir=DIR",
         "multirun": "another hydra.sweep.dir=DIR",
     }.get(LAUNCH.get(), "another hydra.run.dir=DIR")
+
+
+#: An example value for each mandatory key (``???``) a user may leave unset, for the one-line message.
+MANDATORY_EXAMPLES = {
+    "victim.path": "synthetic/",
+    "victim.weights": "G.safetensors",
+    "victim.latent_dim": "128",
+    "victim.generator._target_": "mypkg.nets.Generator",
+    "calibration.path": "reference_samples/",
+    "data.root": "/path/to/images",
+    "data.path": "/path/to/records.csv",
+}
+
+
+def missing_key_message(key: str) -> str:
+    """One line: which mandatory key is not set, and an example of setting it (as the run was started)."""
+    example = setting_hint(key, MANDATORY_EXAMPLES.get(key, "VALUE"))
+    return f"{key} is not set, and this run needs it: add {example}"

@@ -195,8 +195,8 @@ def test_hydra_full_error_still_shows_the_traceback(tmp_path):
 def test_missing_key_message_in_each_launch_mode():
     from omegaconf.errors import MissingMandatoryValue
 
-    from ganleaks.cli import missing_key, missing_key_message
-    from ganleaks.errors import launched_by
+    from ganleaks.cli import missing_key
+    from ganleaks.errors import launched_by, missing_key_message
 
     cfg = OmegaConf.create({"data": {"root": "???"}})
     with pytest.raises(MissingMandatoryValue) as caught:

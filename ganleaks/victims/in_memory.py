@@ -74,6 +74,9 @@ class InMemoryGeneratorVictim(UserGeneratorVictim):
     def check_fits(self, setting_class: type, queries: Queries) -> None:
         """Nothing to find on disk: the modules are given."""
 
+    def _weights_given(self) -> object:
+        return self.generator_spec
+
     def _generator(self, queries: Queries) -> nn.Module:
         if isinstance(self.generator_spec, ExternalGenerator):
             return self.generator_spec

@@ -11,7 +11,7 @@ from torch import nn
 
 from ganleaks.data.queries import Queries
 from ganleaks.data.user_sets import QuerySet
-from ganleaks.errors import AttackConfigError
+from ganleaks.errors import AttackConfigError, missing_key_message
 from ganleaks.victims.base import Networks, sha256_file, sha256_tensors
 from ganleaks.victims.external_networks import (
     ExternalGenerator,
@@ -95,6 +95,18 @@ class UserGeneratorVictim(UserArtefactVictim):
         discriminator = {"discriminator"} if self.has_discriminator() else set()
         return frozenset({"generated samples", "generator", *discriminator})
 
+    def check_serves(self, setting_class: type, setting: str, where: str = "setting") -> None:
+        """As every victim does, and the declared fields the setting reads are set (one line naming the first)."""
+        super().check_serves(setting_class, setting, where)
+        if getattr(setting_class, "needs_generator", False):
+            for key, value in (("latent_dim", self.latent_dim), ("weights", self._weights_given())):
+                if value is None:
+                    raise AttackConfigError(missing_key_message(f"victim.{key}"))
+
+    def _weights_given(self) -> object:
+        """What the generator is loaded from: a weights file here (the module itself for an in-memory one)."""
+        return self.weights
+
     def missing_hint(self, missing: frozenset[str], setting: str) -> str:
         return (
             "bring it with victim.discriminator._target_=mypkg.nets.Discriminator (plus its keyword arguments) "
@@ -104,8 +116,6 @@ class UserGeneratorVictim(UserArtefactVictim):
 
     def check_fits(self, setting_class: type, queries: Queries) -> None:
         """The declared fields and weights files the setting reads are given (contents are checked as they load)."""
-        if getattr(setting_class, "needs_generator", False) and self.latent_dim is None:
-            raise AttackConfigError("victim.latent_dim is not set: give the size of the latent your generator takes")
         for needed, key, path in (
             (getattr(setting_class, "needs_generator", False), "weights", self.weights),
             (getattr(setting_class, "needs_discriminator", False), "discriminator_weights", self.discriminator_weights),

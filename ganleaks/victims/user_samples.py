@@ -14,7 +14,7 @@ from typing import Any
 
 from ganleaks.data.queries import Queries
 from ganleaks.data.user_sets import QuerySet, Records, check_no_shared_records, check_same_scale, load_records
-from ganleaks.errors import AttackConfigError
+from ganleaks.errors import AttackConfigError, missing_key_message
 from ganleaks.victims.base import Networks, Victim, sha256_tensors
 from ganleaks.victims.stored_samples import StoredSampleGenerator
 from ganleaks.victims.user_artefacts import UserArtefactVictim
@@ -67,6 +67,12 @@ class SampleSetVictim(UserArtefactVictim):
     def offers(self) -> frozenset[str]:
         return frozenset({"generated samples"})
 
+    def check_serves(self, setting_class: type, setting: str, where: str = "setting") -> None:
+        """As every victim does, and the sample set itself is named (``victim.path`` / ``calibration.path``)."""
+        super().check_serves(setting_class, setting, where)
+        if self.path is None:
+            raise AttackConfigError(missing_key_message(f"{self.key}.path"))
+
     def missing_hint(self, missing: frozenset[str], setting: str) -> str:
         return (
             "a sample set has no latent space to search and no discriminator. With samples only, use "
@@ -87,10 +93,7 @@ class SampleSetVictim(UserArtefactVictim):
         """The samples as stored (loaded once), before any comparison with the queries."""
         if self._stored is None:
             if self.path is None:
-                raise AttackConfigError(
-                    f"{self.key}.path is not set: give the generated samples ({self.key}.path=DIR), an image "
-                    "folder, a .npy/.npz array or a .csv of rows"
-                )
+                raise AttackConfigError(missing_key_message(f"{self.key}.path"))
             self._stored = self._load_records()
         return self._stored
 
