@@ -18,38 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
-from safetensors.torch import save_file
 
 from ganleaks.config_resolvers import register_resolvers
 from ganleaks.errors import AttackConfigError
 from tests.conftest import compose_app
-from tests.userpkg.nets import LookupGenerator
+from tests.test_user_victims import _images, _lookup_weights, _save_folder  # the same user files
 
 register_resolvers()  # conf/victim's ${ganleaks_fingerprint:...}, for configs composed here
 
 REPO = Path(__file__).resolve().parents[1]
 N = 32
 FAST = ["distance=l2", "setting=fullbb", "setting.k=256"]
-
-
-def _images(rng: np.random.Generator, n: int) -> np.ndarray:
-    return rng.integers(0, 256, size=(n, 16, 16), dtype=np.uint8)
-
-
-def _save_folder(folder: Path, images: np.ndarray) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(images):
-        Image.fromarray(image).save(folder / f"{i:04d}.png")
-    return folder
-
-
-def _lookup_weights(path: Path, images: np.ndarray) -> Path:
-    generator = LookupGenerator(len(images))
-    generator.table.data = torch.from_numpy(images.astype(np.float32) / 127.5 - 1).unsqueeze(1)
-    save_file(generator.state_dict(), str(path))
-    return path
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def _images(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _save_folder(folder: Path, images: np.ndarray) -> Path:
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):
         Image.fromarray(image).save(folder / f"{i:04d}.png")
     return folder
