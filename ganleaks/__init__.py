@@ -6,6 +6,12 @@
 
 from typing import Any
 
+from ganleaks.config_resolvers import register_resolvers
+
+# conf/ reads ${ganleaks_expand:...}, ${ganleaks_fingerprint:...}, ...: any config composed after
+# `import ganleaks` (attack.py, train.py, a notebook's hydra.compose) resolves them.
+register_resolvers()
+
 __all__ = ["audit"]
 
 

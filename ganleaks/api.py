@@ -207,8 +207,9 @@ def audit(
 
     keep = out_dir is not None
     if out_dir is not None:
-        _check_out_dir(Path(out_dir), overwrite)
-    run_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="ganleaks-audit-"))
+        out_dir = Path(os.path.expandvars(os.fspath(out_dir))).expanduser()  # "~/audits/run1": the home folder's
+        _check_out_dir(out_dir, overwrite)
+    run_dir = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="ganleaks-audit-"))
     modules = ModuleStates(net for net in (generator, discriminator) if net is not None and not _is_path(net))
     register_resolvers()
     try:

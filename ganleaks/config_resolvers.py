@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 from omegaconf import OmegaConf
 
 DIGEST_RESOLVER = "ganleaks_digest"
 FINGERPRINT_RESOLVER = "ganleaks_fingerprint"
+SWEPT_RESOLVER = "ganleaks_swept"
+EXPAND_RESOLVER = "ganleaks_expand"
 # Keys of a node that name or describe it without changing a score: left out of its fingerprint (and
 # ``name`` / ``digest`` / ``variant`` are the names this fingerprint makes: hashing them would recurse).
 NOT_SCORED = frozenset({"name", "digest", "variant", "privacy", "null_control"})
@@ -53,6 +56,48 @@ def config_fingerprint(*keys: str, _root_: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+# What a built-in victim's attack folder names when it is set on the command line (or swept): the keys
+# that change its scores but no part of the folder's name (victim name, setting, calibration, distance).
+SWEPT_PREFIXES = ("setting.", "distance.", "calibration.", "victim.", "attack.num_queries")
+# Keys under those prefixes that change no score (memory, where shared losses are kept).
+SWEPT_IGNORED = frozenset({"setting.bank_cache_mb", "calibration.cache_dir"})
+_READABLE = re.compile(r"^[\w.+-]{1,24}$")
+_MAX_SUFFIX = 120
+
+
+def swept_suffix(*, _root_: Any) -> str:
+    """``-setting.k=100`` for ``python attack.py ... setting.k=100``: the attack folder of a built-in victim
+    names every score-changing key given on the command line or swept by a multirun (Hydra's
+    ``hydra.overrides.task``), so that ``setting.k=100,1000`` writes one folder per value without the
+    user naming them; ``""`` without such keys, so that a default run keeps its documented folder
+    ``<victim>/<setting>/<calibration>-<distance>``.
+
+    Keys are sorted and joined by ``,`` (Hydra's ``override_dirname`` convention); a value that is not a
+    short plain word (a path, a list) is given as 8 hex digits of its sha256, and a suffix longer than
+    120 characters as one digest. A key set in a YAML file instead is not named: a second run into the
+    same folder is then refused by the resume key, naming the change (``orchestration/plan.py``).
+    """
+    overrides = OmegaConf.select(_root_, "hydra.overrides.task", default=None) or []
+    named = {}
+    for override in overrides:
+        key, equals, value = str(override).partition("=")
+        key = key.lstrip("+~")
+        if not equals or key in SWEPT_IGNORED or not key.startswith(SWEPT_PREFIXES):
+            continue
+        value = value.strip("'\"")
+        named[key] = value if _READABLE.match(value) else short_digest(value)
+    if not named:
+        return ""
+    suffix = ",".join(f"{key}={named[key]}" for key in sorted(named))
+    return f"-{suffix}" if len(suffix) <= _MAX_SUFFIX else f"-{short_digest(suffix)}"
+
+
+def expand_path(path: Any) -> Any:
+    """``~/audits`` -> ``/home/me/audits`` (and ``$VARS``), for the folder keys of conf/paths/default.yaml,
+    so that a config composed in code (``ganleaks.audit``, ``compose``) expands them as the command line does."""
+    return os.path.expanduser(os.path.expandvars(path)) if isinstance(path, str) else path
+
+
 # The command-line keys naming folders that Hydra creates itself: a ``~`` or ``$VAR`` in them is
 # expanded before Hydra reads them (Hydra would create a folder literally named ``~``).
 FOLDER_KEYS = ("paths.root", "paths.models", "hydra.run.dir", "hydra.sweep.dir")
@@ -78,7 +123,13 @@ def expand_folder_overrides(overrides: list[str]) -> list[str]:
 
 
 def register_resolvers() -> None:
-    """Register ``${ganleaks_digest:...}`` and ``${ganleaks_fingerprint:...}`` (conf/victim/); idempotent."""
-    for name, function in ((DIGEST_RESOLVER, short_digest), (FINGERPRINT_RESOLVER, config_fingerprint)):
+    """Register ``${ganleaks_digest:...}``, ``${ganleaks_fingerprint:...}``, ``${ganleaks_swept:}`` (conf/victim/)
+    and ``${ganleaks_expand:...}`` (conf/paths/); idempotent."""
+    for name, function in (
+        (DIGEST_RESOLVER, short_digest),
+        (FINGERPRINT_RESOLVER, config_fingerprint),
+        (SWEPT_RESOLVER, swept_suffix),
+        (EXPAND_RESOLVER, expand_path),
+    ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

@@ -326,6 +326,19 @@ def test_an_out_dir_holding_files_is_refused_unless_overwrite(tmp_path):
         )
 
 
+def test_an_out_dir_with_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """out_dir="~/audits/run1" is the home folder's, not a folder named ~ in the working directory."""
+    import ganleaks
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    result = ganleaks.audit(
+        "fullbb", samples=_records(2), members=_records(0), nonmembers=_records(1), out_dir="~/audits/run1", **FAST
+    )
+    assert result.out_dir == tmp_path / "home/audits/run1" and (result.out_dir / "scores.csv").is_file()
+    assert not (tmp_path / "~").exists()
+
+
 @pytest.mark.parametrize(
     ("keyword", "closest"),
     [

@@ -16,6 +16,8 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+import ganleaks  # noqa: F401  (registers the resolvers conf/ reads, as train.py and attack.py do)
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ROLES = {"train": "train", "reference": "train", "attack": "attack"}  # experiment suffix -> Hydra app
 STUDY_ARGS = {"celeba": ["data.root=/data/celeba"]}  # what every command of a study needs on the command line
@@ -91,6 +93,9 @@ def job_template(app: str, groups: tuple[str, ...], value_keys: tuple[str, ...])
     cfg = copy.deepcopy(compose_cached(app, groups))
     for key in value_keys:
         OmegaConf.update(cfg, key, f"<{key}>", merge=True)
+    # The job's overrides as Hydra hands them to it: a built-in victim's attack folder names the swept
+    # keys (conf/victim/run.yaml's variant). Their placeholder is a plain word, as the numbers they stand for.
+    cfg.hydra.overrides.task = [*cfg.hydra.overrides.task, *(f"{key}=__{key}__" for key in value_keys)]
     OmegaConf.update(cfg, "_fields", dict(FIELDS), force_add=True)
     fields = OmegaConf.to_container(cfg._fields, resolve=True)
     fields["source"] = OmegaConf.to_yaml(cfg.data.source, resolve=True)
@@ -105,7 +110,8 @@ def job_fields(app: str, overrides: list[str]) -> dict[str, str]:
     fields = dict(template)
     for value in values:
         for key in fields:
-            fields[key] = fields[key].replace(f"<{value.key_or_group}>", str(value.value()))
+            for placeholder in (f"<{value.key_or_group}>", f"__{value.key_or_group}__"):
+                fields[key] = fields[key].replace(placeholder, str(value.value()))
     return fields
 
 
@@ -223,6 +229,8 @@ def test_real_multirun_writes_where_the_dry_run_says(tmp_path):
         textwrap.dedent(f"""
         import hydra
         from hydra.core.hydra_config import HydraConfig
+
+        import ganleaks  # conf/ reads its resolvers (paths: ganleaks_expand)
 
         @hydra.main(version_base="1.3", config_path={str(CONF)!r}, config_name="train")
         def main(cfg):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pytest
 
 from ganleaks.config_resolvers import register_resolvers
 from ganleaks.errors import AttackConfigError
-from tests.conftest import compose_app
+from tests.conftest import TINY, compose_app
 from tests.test_user_victims import _images, _lookup_weights, _save_folder  # the same user files
 
 register_resolvers()  # conf/victim's ${ganleaks_fingerprint:...}, for configs composed here
@@ -176,9 +177,55 @@ def test_contents_changed_at_the_same_path_are_refused_by_name(user_files, tmp_p
 
 
 def test_built_in_folder_layout_is_kept(tmp_path):
-    """A training run's attack folder is <victim>/<setting>/<calibration>-<distance>, as docs and studies say."""
-    _, out_dir = compose_app("attack", tmp_path, ["setting=fullbb", "setting.k=256", "distance=l2"])
+    """A default run on a training run's victim writes <victim>/<setting>/<calibration>-<distance>, as docs
+    and studies say: group choices are in the name already, and keys that change no score add nothing."""
+    _, out_dir = compose_app("attack", tmp_path, ["setting=fullbb", "distance=l2", "setting.bank_cache_mb=8"])
     assert out_dir == tmp_path / "attack/digits/dcgan/n24/seed0/fullbb/none-l2"
+    _, calibrated = compose_app("attack", tmp_path, ["setting=whitebox", "calibration=reference", "distance=l2"])
+    assert calibrated == tmp_path / "attack/digits/dcgan/n24/seed0/whitebox/reference-l2"
+
+
+def test_a_built_in_victims_folder_names_the_keys_set_on_the_command_line(tmp_path):
+    """setting.k=100 and setting.k=1000 are two folders, named readably; a path is named by a digest."""
+    base = ["setting=fullbb", "distance=l2"]
+    folders = {k: compose_app("attack", tmp_path, [*base, f"setting.k={k}"])[1] for k in (100, 1000)}
+    assert folders[100].name == "none-l2-setting.k=100" and folders[1000].name == "none-l2-setting.k=1000"
+    _, both = compose_app("attack", tmp_path, [*base, "attack.num_queries=8", "setting.k=100"])
+    assert both.name == "none-l2-attack.num_queries=8,setting.k=100"  # sorted, Hydra's override_dirname style
+    _, other_run = compose_app("attack", tmp_path, [*base, f"victim.run_dir={tmp_path / 'elsewhere/seed3'}"])
+    assert re.fullmatch(r"none-l2-victim\.run_dir=[0-9a-f]{8}", other_run.name)
+    cache = f"calibration.cache_dir={tmp_path}"
+    _, shared_cache = compose_app("attack", tmp_path, [*base, "calibration=reference", cache])
+    assert shared_cache.name == "reference-l2"  # where shared losses are kept changes no score
+
+
+def test_a_multirun_over_a_setting_key_writes_one_folder_per_value(trained_root, tmp_path):
+    """`attack.py -m setting.k=64,128` on a built-in victim: two folders, each with its own complete run
+    (the second job is neither refused nor served the first one's scores)."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "attack.py"), "-m", *TINY, f"paths.models={trained_root}",
+         f"paths.root={tmp_path}", "setting=fullbb", "distance=l2", "calibration=none", "setting.k=64,128"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    base = tmp_path / "attack/digits/dcgan/n24/seed0/fullbb"
+    assert sorted(p.name for p in base.iterdir()) == ["none-l2-setting.k=128", "none-l2-setting.k=64"]
+    for k in (64, 128):
+        record = json.loads((base / f"none-l2-setting.k={k}" / "run.json").read_text())
+        assert record["identity"]["victim"]["setting"]["k"] == k
+        assert (base / f"none-l2-setting.k={k}" / "scores.csv").is_file()
+
+
+def test_tilde_in_a_config_composed_in_code_is_the_home_folder(tmp_path, monkeypatch):
+    """paths.root='~/audits' composed in code (a notebook's hydra.compose, tests) is expanded as on the
+    command line: the attack, train and shared-cache folders are in the home folder, not under ./~."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cfg, out_dir = compose_app("attack", "'~/audits'", ["setting=fullbb", "calibration=reference"])
+    home = tmp_path / "home" / "audits"
+    assert out_dir == home / "attack/digits/dcgan/n24/seed0/fullbb/reference-l2"
+    assert Path(cfg.paths.train) == home / "train" and Path(cfg.calibration.cache_dir) == home / "cache/reference"
+    assert Path(cfg.victim.run_dir) == home / "train/digits/dcgan/n24/seed0"
 
 
 def test_tilde_on_the_command_line_is_the_home_folder():

@@ -147,7 +147,8 @@ def test_command_line_quickstart(tmp_path):
         assert "LeafSpec" not in shown, f"{name} shows the LeafSpec deprecation warning"
     assert "training dcgan on 24 members" in train.stdout + train.stderr
     assert "AUC" in result.stdout and "best-threshold accuracy" in result.stdout
-    out = tmp_path / "attack/digits/dcgan/n24/seed0/whitebox/none-l2"
+    # the folder names the setting keys given on the command line (conf/victim/run.yaml's variant)
+    out = tmp_path / "attack/digits/dcgan/n24/seed0/whitebox/none-l2-setting.max_iter=5,setting.nn_k=128"
     assert {"scores.csv", "metrics.json", "roc.png", "reconstructions.png"} <= {p.name for p in out.iterdir()}
     assert (out / ".hydra/config.yaml").is_file()
 

@@ -257,7 +257,8 @@ def test_joblib_multirun_runs_two_attack_jobs_into_the_single_run_folders(traine
     assert len(re.findall(r"^AUC ", result.stdout, flags=re.M)) == 2
     for setting in ("fullbb", "discriminator"):
         cfg, single_run_dir = compose_app("attack", tmp_path, [*common, f"setting={setting}"])
-        assert single_run_dir == tmp_path / f"attack/digits/dcgan/n24/seed0/{setting}/none-l2"
+        assert single_run_dir.parent == tmp_path / f"attack/digits/dcgan/n24/seed0/{setting}"
+        assert re.fullmatch(r"none-l2-setting\.k=256,victim\.run_dir=[0-9a-f]{8}", single_run_dir.name)
         assert {"scores.csv", "metrics.json", "roc.png"} <= {p.name for p in single_run_dir.iterdir()}
         assert len(scores_by_id(single_run_dir / "scores.csv")) == 48
         # The job ran exactly the config a single `python attack.py ...` run composes.
