@@ -20,7 +20,12 @@ LAYERS = [
     {"ganleaks.attacks"},
     {"ganleaks.settings"},
     {"ganleaks.victims"},
-    {"ganleaks.evaluation.metrics", "ganleaks.evaluation.estimates", "ganleaks.evaluation.plots"},
+    {
+        "ganleaks.evaluation.metrics",
+        "ganleaks.evaluation.estimates",
+        "ganleaks.evaluation.plots",
+        "ganleaks.evaluation.privacy_audit",
+    },
     {"ganleaks.orchestration"},
 ]
 
