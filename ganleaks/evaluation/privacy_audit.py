@@ -10,8 +10,8 @@ Each bound is the largest privacy parameter that a test at significance ``alpha`
 the mechanism satisfied the claim, the bound exceeds its true parameter with probability at most
 ``alpha``.
 
-* :func:`one_run_epsilon_lower_bound` tests an (epsilon, delta)-DP claim (Steinke et al.,
-  Theorem 5.2 with its delta term).
+* :func:`one_run_epsilon_lower_bound` tests an (epsilon, delta)-DP claim (Steinke et al., the
+  approximate-DP form of their main theorem: the binomial tail plus its delta term).
 * :func:`gdp_epsilon_lower_bound` tests a **Gaussian-DP** claim (Mahloujifar, Melis & Chaudhuri,
   "Auditing f-Differential Privacy in One Run", 2024): it rejects mu-GDP for every mu below
   :func:`gdp_mu_lower_bound`, and reports the epsilon of that mu at ``delta``. It is a statement
@@ -92,7 +92,8 @@ def _largest_rejected(rejects_by: Callable[[float], float], start: float = 1.0) 
 def one_run_p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
     """The p-value of ``v`` or more correct guesses out of ``r`` under an (epsilon, delta)-DP claim.
 
-    Steinke, Nasr & Jagielski 2023, Theorem 5.2: with ``W ~ Binomial(r, e^eps / (1 + e^eps))``,
+    Steinke, Nasr & Jagielski 2023 (arXiv 2305.08846), the approximate-DP form of their main
+    theorem: with ``W ~ Binomial(r, e^eps / (1 + e^eps))``,
 
         p = P[W >= v] + 2 m delta max_{1 <= i <= v} P[v - i <= W < v] / i
 
@@ -143,8 +144,8 @@ def one_run_epsilon_lower_bound(m: int, r: int, v: int, delta: float, alpha: flo
 def _gdp_rejects_by(m: int, r: int, v: int, mu: float, alpha: float) -> float:
     """Positive when ``v`` of ``r`` correct guesses falsify a mu-GDP claim at significance ``alpha``.
 
-    The recursion of Mahloujifar, Melis & Chaudhuri 2024 for guessing games with abstention (their
-    ``audit_rh_with_cap``; the same recursion jax-privacy 2.0.0 evaluates). Start from the mass
+    The recursion of Mahloujifar, Melis & Chaudhuri 2024 (arXiv 2410.22235) for guessing games with
+    abstention (``audit_rh_with_cap``, as jax-privacy 2.0.0 names it; the same recursion). Start from the mass
     ``alpha v / m`` of outcomes with the observed correct guesses and ``alpha (r - v) / m`` of
     incorrect ones. Walking down the count of correct guesses ``i = v - 1, ..., 0``, the f-DP
     constraint forces the incorrect mass up to at least ``g(correct mass)``, where
@@ -185,7 +186,8 @@ def gdp_mu_lower_bound(m: int, r: int, v: int, alpha: float = 0.05) -> float:
 def gdp_delta(epsilon: float, mu: float) -> float:
     """The delta of mu-GDP at ``epsilon``: ``Phi(-eps/mu + mu/2) - e^eps Phi(-eps/mu - mu/2)``.
 
-    Dong, Roth & Su 2019 (Corollary 2.13); computed in the log domain so large epsilon stays exact.
+    Dong, Roth & Su 2019, "Gaussian Differential Privacy" (Corollary 2.13); computed in the log
+    domain so that large epsilon stays exact.
     """
     if mu <= 0:
         return 0.0
