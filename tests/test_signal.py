@@ -5,8 +5,17 @@ across CPUs, so the victim memorises clearly and the null control queries enough
 chance stays far inside its band.
 """
 
-import pytest
+import json
 
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from ganleaks.attacks.reconstruction import LatentReconstructor
+from ganleaks.data.loading import load_sample_set, recorded_data_config
+from ganleaks.distances.distance import ReconstructionDistance
+from ganleaks.evaluation.metrics import membership_metrics
+from ganleaks.models.export import load_generator
 from ganleaks.workflows import attack, train
 from tests.conftest import attack_overrides, compose_app
 
@@ -123,3 +132,41 @@ def test_generator_that_never_saw_the_queries_is_at_chance(null_models, setting,
     metrics = attack(cfg, tmp_path)
     assert metrics["n_members"] == metrics["n_nonmembers"] == 256
     assert 0.4 <= metrics["auc"] <= 0.6, metrics
+
+
+@pytest.mark.slow
+def test_rounding_moves_white_box_losses_within_the_documented_tolerance(memorised_root):
+    """A white-box loss is fixed only up to rounding: docs/ATTACKS.md ("Batch size, rounding and the
+    white-box loss") states the tolerance. A change of the generator's output by 1e-6 relative (a few
+    float32 ulps, as another machine's kernels or another batch size may round) moves the losses of
+    the memorising victim's queries by a median of about 1% (measured 1.3-1.5e-2 on the quickstart
+    victim), its largest by up to ~20% (another local minimum), and the AUC by far less than its interval."""
+    run = memorised_root / f"train/digits/dcgan/n{MEMBERS}/seed0"
+    generator = load_generator(run).eval().requires_grad_(False)
+    manifest = json.loads((run / "manifest.json").read_text())
+    sample_set = load_sample_set(OmegaConf.create(recorded_data_config(run)[0]))
+    ids = torch.tensor(manifest["parts"]["members"] + manifest["parts"]["nonmembers"])
+    x = sample_set.data[ids]  # digits: a sample's id is its index
+    labels = torch.cat([torch.ones(MEMBERS), torch.zeros(MEMBERS)]).long()
+    bank_z = torch.randn(2048, generator.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        z0 = bank_z[torch.cdist(x.flatten(1), generator(bank_z).flatten(1)).argmin(1)]
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, rel: float) -> None:
+            super().__init__()
+            self.generator, self.factor = generator, 1.0 + rel
+            self.latent_dim, self.data_shape = generator.latent_dim, generator.data_shape
+
+        def forward(self, z):
+            return self.generator(z) * self.factor
+
+    distance = ReconstructionDistance(l2_weight=1.0, latent_weight=0.001)
+    losses = {}
+    for rel in (0.0, 1e-6):
+        attack_ = LatentReconstructor(Scaled(rel), distance, "lbfgs", init="nn", max_iter=100)
+        losses[rel] = attack_.reconstruct(x, ids, 0, init_z=z0).loss
+    relative = (losses[0.0] - losses[1e-6]).abs() / torch.minimum(losses[0.0], losses[1e-6])
+    assert float(relative.median()) <= 0.1, relative  # documented: about 1% (a 7x margin)
+    auc = {rel: membership_metrics(-loss.double(), labels, n_resamples=200)["auc"] for rel, loss in losses.items()}
+    assert min(auc.values()) >= 0.9 and abs(auc[0.0] - auc[1e-6]) <= 0.05, auc
