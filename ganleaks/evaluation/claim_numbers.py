@@ -66,6 +66,27 @@ def _listed(lines: list[list[str]]) -> str:
     return "; ".join(f"{line[1]} ({line[2]} vs {line[3]}, {line[4].split()[0]})" for line in lines) or "none"
 
 
+def _holds_by(lines: list[list[str]], key) -> str:
+    """``KEY h of t`` per value of ``key(line)`` (first seen first): how many of a group's comparisons hold."""
+    totals: dict[str, Counter] = {}
+    for line in lines:
+        totals.setdefault(key(line), Counter())[line[-1]] += 1
+    return ", ".join(f"{name} {c['holds']} of {sum(c.values())}" for name, c in totals.items())
+
+
+def _size(line: list[str]) -> str:
+    match = re.search(r"\bn=(\d+)", line[1])
+    return f"n={match.group(1)}" if match else "?"
+
+
+def _model(line: list[str]) -> str:
+    return line[1].split()[0]
+
+
+def _by_size(lines: list[list[str]]) -> list[list[str]]:
+    return sorted(lines, key=lambda line: int(_size(line)[2:]) if _size(line) != "?" else 0)
+
+
 def _contains_chance(row: dict) -> bool:
     return bool(row.get("auc_ci")) and row["auc_ci"][0] <= 0.5 <= row["auc_ci"][1]
 
@@ -114,6 +135,7 @@ def _c3(lines: list[list[str]]) -> list[str]:
         f"{_range([_diff(line) for line in lines])}; reversed: "
         f"{_listed([line for line in lines if line[-1] == 'reversed'])}.",
         f"**C3** the largest resolved gains: {_listed(holding[:3])}.",
+        f"**C3** holding, by training-set size: {_holds_by(_by_size(lines), _size)}.",
     ]
 
 
@@ -137,6 +159,10 @@ def _c5(lines: list[list[str]]) -> list[str]:
             )
         text += f"; not holding: {_listed([line for line in against_d if line[-1] != 'holds'])}."
         out.append(text)
+        out.append(
+            f"**C5** discriminator vs the best other, holding by training-set size: "
+            f"{_holds_by(_by_size(against_d), _size)}; by victim: {_holds_by(sorted(against_d), _model)}."
+        )
     return out
 
 
