@@ -266,5 +266,17 @@ def test_experiments_costs_are_the_runs_records(reports):
         first, last = _log_span(reports[study].rows)
         spans.append(f"{(last - first).total_seconds() / 60:.1f}")
     expected.append(f"span {', '.join(spans[:-1])} and {spans[-1]} minutes")
+    # The cpu_dp grid is the committed one.
+    dp_rows = reports["cpu_dp"].rows
+    sigmas = sorted({row["noise_multiplier"] for row in dp_rows if row.get("noise_multiplier") is not None})
+    epsilons = [row["epsilon"] for row in dp_rows if row.get("epsilon") is not None]
+    victims = {row["victim_run_dir"] for row in dp_rows}
+    references = sorted((ROOT / "results" / "cpu_dp" / "train").glob("*/*/reference_*"))
+    expected += [
+        f"noise multiplier {', '.join(f'{sigma:g}' for sigma in sigmas)} "
+        f"(epsilon about {max(epsilons):.3g} to {min(epsilons):.3g}): {len(sigmas)} victims, "
+        f"{len(references)} reference",
+        f"{len(victims)} victims and {len(dp_rows)} attacks, as in `results/cpu_dp`",
+    ]
     missing = [phrase for phrase in expected if phrase not in text]
     assert not missing, f"docs/EXPERIMENTS.md does not say (recomputed from results/): {missing}"
