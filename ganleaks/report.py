@@ -16,6 +16,9 @@ Writes into ``--out`` (default: ``report/`` inside the first folder given):
   and what it needs from a victim, as its engine class declares them (:mod:`ganleaks.settings`);
 * ``claims.md``: the paper's claims (C1-C6) checked on the runs, each comparison of two attacks on
   the same queries with a paired bootstrap interval and a verdict (:mod:`ganleaks.evaluation.claims`);
+* ``numbers.md``: what a sentence about each claim quotes (verdict counts, ranges of the differences,
+  the reversals, which AUC intervals contain 0.5) and the attack time per setting
+  (:mod:`ganleaks.evaluation.claim_numbers`);
 * ``auc_vs_train_size.png``: AUC and TPR@1%FPR against the training-set size (log axis), one panel
   per victim and setting, calibrated solid and uncalibrated dashed (paper figure 5);
 * ``epsilon_vs_auc.png``: DP victims, AUC against epsilon per setting beside the sample quality;
@@ -30,8 +33,9 @@ unless ``WANDB_MODE`` says otherwise); a W&B failure is logged and never stops t
 
 ``--doc DOC`` also puts the Markdown table (``runs.md``) into a results document, between the lines
 ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` (``--block NAME``; default: the first folder's
-name), and the pivot tables, the claims and the settings' key into the blocks ``NAME-auc``, ``NAME-tpr``,
-``NAME-claims`` and ``NAME-settings`` where the document has their markers. With ``--check`` the
+name), and the pivot tables, the claims, the claims' numbers and the settings' key into the blocks
+``NAME-auc``, ``NAME-tpr``, ``NAME-claims``, ``NAME-numbers`` and ``NAME-settings`` where the document
+has their markers. With ``--check`` the
 document is only compared: the command exits with status 1 and a diff when the document's table is
 not the one the runs give.
 
@@ -50,7 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganleaks.evaluation.claims import claims_markdown
+from ganleaks.evaluation.claim_numbers import numbers_markdown
+from ganleaks.evaluation.claims import check_claims, claims_markdown
 from ganleaks.evaluation.markdown_blocks import (
     MarkdownBlockError,
     StaleMarkdownBlockError,
@@ -143,11 +148,12 @@ def log_to_wandb(report: Report, project: str | None = None) -> bool:
 # Entry points
 
 
-# The blocks beside the runs table report:NAME: the pivot tables report:NAME-auc / -tpr (metric key)
-# and the claims' verdicts report:NAME-claims, which a results document must hold; the settings' key
-# report:NAME-settings is filled where the document has its markers.
+# The blocks beside the runs table report:NAME: the pivot tables report:NAME-auc / -tpr (metric key),
+# the claims' verdicts report:NAME-claims and the numbers the prose quotes report:NAME-numbers,
+# which a results document must hold; the settings' key report:NAME-settings is filled where the
+# document has its markers.
 PIVOT_BLOCKS = {"auc": "auc", "tpr": "tpr_at_fpr_0.01"}
-DOC_BLOCKS = (*PIVOT_BLOCKS, "claims")
+DOC_BLOCKS = (*PIVOT_BLOCKS, "claims", "numbers")
 
 
 def doc_blocks(report: Report, block: str, doc: Path) -> list[tuple[str, str]]:
@@ -193,10 +199,13 @@ def build_report(
     report.blocks["settings"] = to_settings_markdown(rows)
     (out / "settings.md").write_text(report.blocks["settings"])
     report.files["settings"] = out / "settings.md"
-    report.blocks["claims"] = claims_markdown(rows)
-    if report.blocks["claims"]:
-        (out / "claims.md").write_text(report.blocks["claims"])
-        report.files["claims"] = out / "claims.md"
+    claim_lines = check_claims(rows)
+    report.blocks["claims"] = claims_markdown(rows, claim_lines)
+    report.blocks["numbers"] = numbers_markdown(rows, claim_lines)
+    for name in ("claims", "numbers"):
+        if report.blocks[name]:
+            (out / f"{name}.md").write_text(report.blocks[name])
+            report.files[name] = out / f"{name}.md"
     for name, plot in (("auc_vs_train_size", plot_train_size), ("epsilon_vs_auc", plot_epsilon), ("auc_vs_k", plot_k)):
         written = plot(rows, out / f"{name}.png")
         if written is not None:

@@ -321,9 +321,12 @@ CLAIMS = {
 }
 
 
-def claims_markdown(rows: list[dict]) -> str:
-    """A verdict count per claim, then every comparison (Markdown), for the claims the runs can check."""
-    lines = check_claims(rows)
+def claims_markdown(rows: list[dict], lines: list[list[str]] | None = None) -> str:
+    """A verdict count per claim, then every comparison (Markdown), for the claims the runs can check.
+
+    ``lines``: :func:`check_claims` of ``rows`` where the caller has them already (it takes a while).
+    """
+    lines = check_claims(rows) if lines is None else lines
     if not lines:
         return ""
     counts: dict[str, Counter] = defaultdict(Counter)

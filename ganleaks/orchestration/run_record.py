@@ -7,6 +7,9 @@ by the refused run's settings. ``run.json`` is written only together with ``scor
 a copy of the ``.hydra/*.yaml`` files of that invocation, which :func:`restore_hydra_files` puts
 back when a later command into the folder fails.
 
+Its ``model.nets`` are the victim's own (:func:`_with_victim_nets`): the networks the attack rebuilt
+from the victim's exported ``generator.json`` / ``discriminator.json``, not the model group's defaults.
+
 It also holds the run's ``facts`` (:func:`attack_facts`): what was attacked (victim folder, data,
 model, training-set size, privacy budget) and how (setting, k, distance, calibration, seed), which
 the report reads instead of re-deriving them from a config; and its ``identity``
@@ -97,6 +100,40 @@ def _config_container(cfg: DictConfig) -> dict:
     return container
 
 
+NET_ROLES = ("generator", "discriminator")  # the exported networks whose <role>.json a training run holds
+
+
+def _with_victim_nets(config: dict, cfg: DictConfig) -> dict:
+    """``config`` whose ``model.nets`` name the networks the victim was trained with.
+
+    An attack on a training run rebuilds its networks from the run's exported ``generator.json`` /
+    ``discriminator.json`` (class and keyword arguments), never from the composed ``model.nets``,
+    which are the model group's defaults and may differ from the victim's (a width-16 DCGAN victim
+    attacked under a config whose default width is 64). The record says what was attacked: each
+    exported network's class and arguments replace that net's entry (the data shape, which the
+    config does not hold, left out). Victims without exported networks (a user's samples) are left as
+    composed.
+    """
+    run_dir = OmegaConf.select(cfg, "victim.run_dir", default=None, throw_on_resolution_failure=False)
+    model = config.get("model")
+    nets = model.get("nets") if isinstance(model, dict) else None
+    if not run_dir or not isinstance(nets, dict):
+        return config
+    for role in NET_ROLES:
+        try:
+            spec = json.loads((Path(str(run_dir)) / f"{role}.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(spec, dict) or not isinstance(spec.get("kwargs"), dict) or "class" not in spec:
+            continue
+        kind = str(spec.get("data_kind") or "image")
+        arguments = {key: value for key, value in spec["kwargs"].items() if key != "data_shape"}
+        if not isinstance(nets.get(kind), dict):
+            nets[kind] = {}
+        nets[kind][role] = {"_target_": spec["class"], **arguments}
+    return config
+
+
 def write_run_record(out_dir: Path, cfg: DictConfig, metrics: dict, hydra_subdir: str = HYDRA_SUBDIR) -> Path:
     """Write ``<out_dir>/run.json`` (atomically) for the results just written beside it.
 
@@ -108,7 +145,7 @@ def write_run_record(out_dir: Path, cfg: DictConfig, metrics: dict, hydra_subdir
     )
     record = {
         "version": RECORD_VERSION,
-        "config": _config_container(cfg),
+        "config": _with_victim_nets(_config_container(cfg), cfg),
         "metrics": metrics,
         "facts": {key: metrics[key] for key in FACT_KEYS if key in metrics},
         "identity": metrics.get("identity"),

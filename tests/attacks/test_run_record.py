@@ -74,3 +74,29 @@ def test_a_users_sample_set_says_its_privacy_is_unknown_unless_declared(tmp_path
     assert not {"epsilon", "delta"} & set(facts)  # nothing is known, so nothing is printed as a budget
     declared = SampleSetVictim("s.npy", queries=queries, privacy={"epsilon": 3.0, "delta": 1e-5}).facts()
     assert (declared["privacy"], declared["epsilon"], declared["delta"]) == ("declared", 3.0, 1e-5)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_record_names_the_networks_of_the_victim_not_the_model_groups_defaults(tmp_path: Path):
+    """The DP study's no-DP baseline (width 16) was attacked under model=dpgan's defaults (width 64):
+    its committed run.json says 64. A record written now says what the attack rebuilt: the victim's
+    exported generator.json / discriminator.json."""
+    committed = ROOT / "results/cpu_dp/attack/fashion_mnist/dpgan/n256/seed0/fullbb/none-l2/run.json"
+    victim = ROOT / "results/cpu_dp/train/fashion_mnist/dpgan/n256/seed0"
+    config = json.loads(committed.read_text())["config"]
+    assert config["model"]["nets"]["image"]["generator"]["base_channels"] == 64  # the composed default
+    config["victim"]["run_dir"] = str(victim)
+    record = json.loads(write_run_record(tmp_path, OmegaConf.create(config), {"auc": 0.5}).read_text())
+    nets = record["config"]["model"]["nets"]["image"]
+    for role in ("generator", "discriminator"):
+        exported = json.loads((victim / f"{role}.json").read_text())
+        assert nets[role]["_target_"] == exported["class"]
+        assert nets[role]["base_channels"] == exported["kwargs"]["base_channels"] == 16
+    assert nets["discriminator"]["norm"] == "group"
+    assert record["config"]["model"]["nets"]["tabular"] == config["model"]["nets"]["tabular"]  # not exported: kept
+    # A victim folder without exported networks (a user's samples) leaves the composed nets as they are.
+    config["victim"]["run_dir"] = str(tmp_path / "samples")
+    record = json.loads(write_run_record(tmp_path, OmegaConf.create(config), {"auc": 0.5}).read_text())
+    assert record["config"]["model"]["nets"] == config["model"]["nets"]
