@@ -183,6 +183,26 @@ def test_a_failed_canary_ranks_lowest():
     assert block["n_failed"] == 1 and block["correct"] == 30
 
 
+def test_the_gap_between_an_ideal_audit_and_the_true_epsilon():
+    """docs/PRIVACY_AUDIT.md: 1000 canaries, the ideal scores of a Gaussian mechanism whose true epsilon is
+    8 at delta 1e-5 (mu = 1.67), the default grid: medians over 20 draws 2.59 one-run, 3.77 Gaussian-DP."""
+    from scipy import optimize
+
+    from ganleaks.evaluation.privacy_audit import gdp_delta
+
+    mu = optimize.brentq(lambda mu: gdp_delta(8.0, mu) - 1e-5, 0.01, 50)
+    assert mu == pytest.approx(1.666, abs=0.001)
+    bounds = []
+    for draw in range(20):
+        rng = np.random.default_rng(draw)
+        included = rng.integers(0, 2, 1000).astype(bool)
+        block = canary_audit(rng.normal(size=1000) + mu * included, included, counts=GRID, claimed_epsilon=8.0)
+        bounds.append((block["epsilon_lower_bound_one_run"], block["epsilon_lower_bound_gdp"]))
+        assert block["verdict"] == NOT_FALSIFIED  # an honest claim: no draw refutes it
+    one_run, gdp = np.median(bounds, axis=0)
+    assert one_run == pytest.approx(2.59, abs=0.01) and gdp == pytest.approx(3.77, abs=0.01)
+
+
 # ---------------------------------------------------------------------------------------------- end to end
 
 # 16 members and 32 Fashion-MNIST canaries (about 16 trained on), 16x16 digits, batch 8.
