@@ -255,7 +255,7 @@ def _train_with_other_noise(
     step reads the same attribute: the hook is replaced by one that records ``claimed``.
     """
     log.warning(
-        "privacy.test_only_noise_override=%g: the discriminator trains with noise multiplier %g but the accountant "
+        "+privacy.test_only_noise_override=%g: the discriminator trains with noise multiplier %g but the accountant "
         "is told %g, so the epsilon in privacy.json is FALSE (a test of the privacy audit only)",
         used,
         used,
