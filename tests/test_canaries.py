@@ -29,6 +29,7 @@ from ganleaks.data.canaries import (
 from ganleaks.data.sample_set import SampleSet
 from ganleaks.data.sources import load_digits
 from ganleaks.data.split import SplitError, make_split
+from ganleaks.evaluation.estimates import result_lines
 from ganleaks.evaluation.privacy_audit import (
     FALSIFIED,
     NO_CLAIM,
@@ -127,6 +128,24 @@ def test_canaries_are_refused_for_a_reference_model(tmp_path):
     with pytest.raises(ValueError, match="a calibration reference model is trained without canaries"):
         train(cfg, run_dir)
     assert not run_dir.exists()  # refused before anything was written
+
+
+def test_a_resumed_run_must_ask_for_the_canaries_it_recorded(tmp_path):
+    from ganleaks.workflows import draw_canaries
+
+    sample_set = load_digits(resolution=16)
+    cfg, run_dir = compose_app("train", tmp_path, ["canaries=ood", "canaries.source=patterns", "canaries.m=8"])
+    canaries = draw_canaries(cfg, sample_set, run_dir)
+    save_canaries(canaries, sample_set.name, run_dir)
+    assert torch.equal(draw_canaries(cfg, sample_set, run_dir).included, canaries.included)  # the same: resumes
+    other, _ = compose_app(
+        "train", tmp_path, ["canaries=ood", "canaries.source=patterns", "canaries.m=8", "canaries.seed=5"]
+    )
+    with pytest.raises(ValueError, match="holds other canaries"):
+        draw_canaries(other, sample_set, run_dir)
+    none, _ = compose_app("train", tmp_path, [])
+    with pytest.raises(ValueError, match="records canaries, but this run asks for none"):
+        draw_canaries(none, sample_set, run_dir)
 
 
 def test_the_test_only_noise_override_needs_its_environment_variable(monkeypatch):
@@ -244,6 +263,7 @@ def test_a_memorising_victim_without_dp_gives_a_bound_well_above_zero(tmp_path):
     assert audit["epsilon_lower_bound_one_run"] > 1.0
     assert audit["epsilon_lower_bound_gdp"] > 2.0
     assert audit["sentence"] in (out_dir / "summary.html").read_text()
+    assert f"privacy audit of 32 canaries: {audit['sentence']}" in result_lines(metrics, "discriminator", "none")
     assert json.loads((out_dir / "metrics.json").read_text())["privacy_audit"] == audit
 
 
@@ -271,3 +291,31 @@ def test_a_false_dp_claim_is_falsified(tmp_path, monkeypatch):
     assert audit["epsilon_lower_bound_one_run"] > claim["epsilon"] + 0.5
     assert audit["verdict"] == FALSIFIED
     assert audit["sentence"].endswith("claim falsified")
+
+
+@pytest.mark.slow
+def test_in_distribution_canaries_are_audited_end_to_end(tmp_path):
+    from ganleaks.workflows import attack, train
+
+    overrides = ["data.train_size=16", "canaries=indist", "canaries.m=32"]
+    cfg, run_dir = compose_app("train", tmp_path, [*overrides, "trainer.max_steps=100"])
+    train(cfg, run_dir)
+    record = json.loads((run_dir / CANARIES_NAME).read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert record["kind"] == "indist" and record["source"] == "digits"
+    assert all(set(record["ids"]).isdisjoint(ids) for ids in manifest["parts"].values())
+    cfg, out_dir = compose_app("attack", tmp_path, [*overrides, *attack_overrides("discriminator"), "audit=canaries"])
+    audit = attack(cfg, out_dir)["privacy_audit"]
+    assert audit["m"] == 32 and audit["n_included"] == sum(record["included"])
+    assert out_dir.name == "none-l2-audit"
+
+
+@pytest.mark.slow
+def test_an_audit_of_a_run_without_canaries_says_how_to_train_one(tmp_path):
+    from ganleaks.workflows import attack, train
+
+    cfg, run_dir = compose_app("train", tmp_path, [])
+    train(cfg, run_dir)
+    cfg, out_dir = compose_app("attack", tmp_path, [*attack_overrides("discriminator"), "audit=canaries"])
+    with pytest.raises(FileNotFoundError, match="trained without canaries"):
+        attack(cfg, out_dir)
