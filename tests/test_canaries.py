@@ -148,6 +148,23 @@ def test_a_resumed_run_must_ask_for_the_canaries_it_recorded(tmp_path):
         draw_canaries(none, sample_set, run_dir)
 
 
+def test_audit_keys_are_checked_before_anything_runs(tmp_path):
+    from ganleaks.errors import AttackConfigError
+    from ganleaks.orchestration.plan import check_attack_keys
+
+    for overrides, message in (
+        (["victim=samples"], "victim=samples has no canaries"),
+        (["audit.alpha=1.5"], "audit.alpha=1.5"),
+        (["audit.grid=[0]"], "audit.grid"),
+        (["audit.guess=out"], "choose both or in"),
+    ):
+        cfg, _ = compose_app("attack", tmp_path, ["audit=canaries", *overrides])
+        with pytest.raises(AttackConfigError, match=message):
+            check_attack_keys(cfg)
+    cfg, _ = compose_app("attack", tmp_path, ["audit=canaries"])
+    check_attack_keys(cfg)
+
+
 def test_the_test_only_noise_override_needs_its_environment_variable(monkeypatch):
     from ganleaks.models.privacy import TEST_ONLY_ENV, PrivacySettings
 

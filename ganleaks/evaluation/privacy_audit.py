@@ -456,5 +456,5 @@ def audit_sentence(block: dict) -> str:
     )
     claimed = block.get("claimed_epsilon")
     if not isinstance(claimed, (int, float)):
-        return f"{bounds}; the victim claims no epsilon (trained without DP): no claim to falsify"
+        return f"{bounds}; the victim claims no epsilon (no DP privacy.json): no claim to falsify"
     return f"{bounds} against the claimed {claimed:.2f}: {block['verdict']}"
