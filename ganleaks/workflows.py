@@ -11,7 +11,15 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from ganleaks.config_resolvers import register_resolvers
-from ganleaks.data import TrainingSet
+from ganleaks.data import MembershipSplit, SampleSet, TrainingSet, make_split
+from ganleaks.data.canaries import (
+    CANARIES_NAME,
+    Canaries,
+    check_canaries_disjoint,
+    make_canaries,
+    read_canaries_record,
+    save_canaries,
+)
 from ganleaks.data.loading import load_sample_set, prepare_split, write_trained_on
 from ganleaks.errors import another_run_folder
 from ganleaks.parameters import check_int, check_seed
@@ -61,9 +69,8 @@ def train(cfg: DictConfig, run_dir: str | Path):
     sample_set = load_sample_set(cfg.data)
     # The victim, its Trainer and loggers, built and checked once: user errors before anything is written.
     victim = prepare_victim(cfg, sample_set.shape, sample_set.kind, run_dir)
-    canaries = draw_canaries(
-        cfg, sample_set, run_dir
-    )  # before anything is written: a bad canaries config leaves nothing
+    # The canaries (canaries=ood|indist) too: a config that cannot draw them leaves no run folder.
+    canaries = draw_canaries(cfg, sample_set, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     split = prepare_split(cfg.data, sample_set, cfg.seed, run_dir)
     data = cast(dict, OmegaConf.to_container(cfg.data, resolve=True))  # recorded for attacks of this run
@@ -101,14 +108,11 @@ def canaries_config(cfg: DictConfig) -> DictConfig | None:
     return node
 
 
-def draw_canaries(cfg: DictConfig, sample_set, run_dir: Path):
+def draw_canaries(cfg: DictConfig, sample_set: SampleSet, run_dir: Path) -> Canaries | None:
     """The canaries ``cfg.canaries`` asks for (None: ``canaries=none``), drawn before anything is written.
 
     A resumed run must ask for the canaries it recorded in ``run_dir/canaries.json``.
     """
-    from ganleaks.data.canaries import CANARIES_NAME, make_canaries, read_canaries_record
-    from ganleaks.data.split import make_split
-
     node = canaries_config(cfg)
     recorded = read_canaries_record(run_dir)
     if node is None:
@@ -137,10 +141,8 @@ def draw_canaries(cfg: DictConfig, sample_set, run_dir: Path):
     return canaries
 
 
-def record_canaries(canaries, split, dataset: str, run_dir: Path) -> None:
+def record_canaries(canaries: Canaries, split: MembershipSplit, dataset: str, run_dir: Path) -> None:
     """Check the canaries against the run's split (disjoint from every part) and write ``canaries.json``."""
-    from ganleaks.data.canaries import CANARIES_NAME, check_canaries_disjoint, save_canaries
-
     check_canaries_disjoint(split, canaries)
     save_canaries(canaries, dataset, run_dir)
     log.info(
