@@ -32,6 +32,7 @@ from ganleaks.data.split import SplitError, make_split
 from ganleaks.evaluation.estimates import result_lines
 from ganleaks.evaluation.privacy_audit import (
     FALSIFIED,
+    FALSIFIED_AS_GDP,
     NO_CLAIM,
     NOT_FALSIFIED,
     canary_audit,
@@ -199,6 +200,10 @@ def test_the_audit_block_of_perfect_scores():
         "claim falsified"
     )
     assert "Bonferroni" in block["guess_selection"]
+    # Between the two bounds: only the Gaussian-DP reading of the claim is refuted.
+    assert canary_audit(included.astype(float), included, counts=GRID, claimed_epsilon=3.0)["verdict"] == (
+        FALSIFIED_AS_GDP
+    )
     assert canary_audit(included.astype(float), included, counts=GRID, claimed_epsilon=8.0)["verdict"] == NOT_FALSIFIED
     no_claim = canary_audit(included.astype(float), included, counts=GRID)
     assert no_claim["verdict"] == NO_CLAIM and no_claim["claimed_epsilon"] == "none"
