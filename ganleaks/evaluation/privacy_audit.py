@@ -402,8 +402,8 @@ def canary_audit(
     at ``alpha / G`` (:func:`best_bound_over_guesses`). A canary without a score (a failed query,
     NaN) ranks lowest. The verdict: :data:`FALSIFIED` when the one-run bound (valid against any
     (epsilon, delta) claim) exceeds ``claimed_epsilon``; :data:`FALSIFIED_AS_GDP` when only the
-    Gaussian-DP bound does (it refutes the claim read as a Gaussian-DP one, as DP-SGD's accounting
-    is); :data:`NOT_FALSIFIED` otherwise; :data:`NO_CLAIM` without a claim (a victim without DP).
+    Gaussian-DP bound does (it refutes the claim read as a Gaussian-DP one; DP-SGD's privacy curve
+    is close to Gaussian); :data:`NOT_FALSIFIED` otherwise; :data:`NO_CLAIM` without a claim (a victim without DP).
     """
     values = np.asarray(scores, dtype=float)
     failed = int(np.isnan(values).sum())
