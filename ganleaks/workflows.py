@@ -11,8 +11,17 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from ganleaks.config_resolvers import register_resolvers
-from ganleaks.data import TrainingSet
+from ganleaks.data import MembershipSplit, SampleSet, TrainingSet, make_split
+from ganleaks.data.canaries import (
+    CANARIES_NAME,
+    Canaries,
+    check_canaries_disjoint,
+    make_canaries,
+    read_canaries_record,
+    save_canaries,
+)
 from ganleaks.data.loading import load_sample_set, prepare_split, write_trained_on
+from ganleaks.errors import another_run_folder
 from ganleaks.parameters import check_int, check_seed
 from ganleaks.third_party_output import silence_third_party_noise
 
@@ -60,10 +69,14 @@ def train(cfg: DictConfig, run_dir: str | Path):
     sample_set = load_sample_set(cfg.data)
     # The victim, its Trainer and loggers, built and checked once: user errors before anything is written.
     victim = prepare_victim(cfg, sample_set.shape, sample_set.kind, run_dir)
+    # The canaries (canaries=ood|indist) too: a config that cannot draw them leaves no run folder.
+    canaries = draw_canaries(cfg, sample_set, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     split = prepare_split(cfg.data, sample_set, cfg.seed, run_dir)
     data = cast(dict, OmegaConf.to_container(cfg.data, resolve=True))  # recorded for attacks of this run
     write_trained_on(run_dir, cfg.data.part, split, data, cfg.model.name)
+    if canaries is not None:
+        record_canaries(canaries, split, sample_set.name, run_dir)
     training_set = TrainingSet(
         sample_set,
         split,
@@ -71,6 +84,7 @@ def train(cfg: DictConfig, run_dir: str | Path):
         batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers,
         seed=cfg.seed,
+        extra=None if canaries is None else canaries.included_records(),
     )
     log.info(
         "training %s on %d %s of %s (%s) -> %s",
@@ -84,6 +98,62 @@ def train(cfg: DictConfig, run_dir: str | Path):
     module = fit_victim(cfg, training_set, run_dir, victim)
     log.info("done: %s", run_dir)
     return module
+
+
+def canaries_config(cfg: DictConfig) -> DictConfig | None:
+    """The ``canaries`` node when the config asks for canaries (``canaries=ood`` / ``indist``), else None."""
+    node = cfg.get("canaries")
+    if node is None or node.get("kind", "none") in (None, "none"):
+        return None
+    return node
+
+
+def draw_canaries(cfg: DictConfig, sample_set: SampleSet, run_dir: Path) -> Canaries | None:
+    """The canaries ``cfg.canaries`` asks for (None: ``canaries=none``), drawn before anything is written.
+
+    A resumed run must ask for the canaries it recorded in ``run_dir/canaries.json``.
+    """
+    node = canaries_config(cfg)
+    recorded = read_canaries_record(run_dir)
+    if node is None:
+        if recorded is not None:
+            raise ValueError(
+                f"{run_dir / CANARIES_NAME} records canaries, but this run asks for none (canaries=none): resume "
+                f"with the canaries override that started it (canaries={recorded.get('kind')}), or use "
+                f"{another_run_folder()}"
+            )
+        return None
+    if cfg.data.part != "members":
+        raise ValueError(
+            f"canaries={node.kind} audits a victim: train it with data.part=members (not {cfg.data.part}); "
+            "a calibration reference model is trained without canaries (canaries=none)"
+        )
+    data = cfg.data
+    split = make_split(sample_set, data.train_size, data.nonmember_size, data.reference_size, cfg.seed)
+    canaries = make_canaries(
+        node.kind, node.m, node.seed, sample_set, split, source=node.get("source"), root=node.get("root")
+    )
+    if recorded is not None and recorded != canaries.to_json(sample_set.name):
+        raise ValueError(
+            f"{run_dir / CANARIES_NAME} holds other canaries than the ones asked for now (kind, m, seed or source "
+            f"changed); use {another_run_folder()} or delete that folder to start over"
+        )
+    return canaries
+
+
+def record_canaries(canaries: Canaries, split: MembershipSplit, dataset: str, run_dir: Path) -> None:
+    """Check the canaries against the run's split (disjoint from every part) and write ``canaries.json``."""
+    check_canaries_disjoint(split, canaries)
+    save_canaries(canaries, dataset, run_dir)
+    log.info(
+        "%d %s canaries from %s (seed %d): %d included by their coins -> %s",
+        canaries.m,
+        canaries.kind,
+        canaries.source,
+        canaries.seed,
+        int(canaries.included.sum()),
+        run_dir / CANARIES_NAME,
+    )
 
 
 def _overridden_keys(overrides: Sequence[str]) -> set[str]:

@@ -70,8 +70,8 @@ def config_keys() -> set[str]:
     """Every key of the attack and train configs, with each option of each group chosen in turn."""
     keys: set[str] = set()
     for name, groups in (
-        ("attack", ("victim", "calibration", "data", "setting", "model", "privacy", "distance")),
-        ("train", ("data", "model", "privacy")),
+        ("attack", ("victim", "calibration", "data", "setting", "model", "privacy", "distance", "audit", "canaries")),
+        ("train", ("data", "model", "privacy", "canaries")),
     ):
         keys |= _keys(_compose(name, []))
         for group in groups:

@@ -35,6 +35,8 @@ class TrainingSet:
         batch_size: training batch size.
         num_workers: DataLoader workers (0 keeps everything in-process; the data is in memory).
         seed: seeds the training shuffle.
+        extra: records trained on beside the part (the included canaries, ``ganleaks.data.canaries``);
+            their ids must not be in the part.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class TrainingSet:
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
+        extra: SampleSet | None = None,
     ) -> None:
         if part not in PARTS:
             raise ValueError(f"data.part must be one of {PARTS}, got {part!r}")
@@ -57,7 +60,17 @@ class TrainingSet:
         ids = split.ids(part)
         if len(ids) == 0:
             raise ValueError(f"the {part!r} part of the split is empty; raise its size in the data config")
-        self.train_dataset = IdDataset(sample_set.select(ids))
+        records = sample_set.select(ids)
+        if extra is not None and len(extra):
+            if torch.isin(extra.ids, ids).any():
+                raise ValueError(f"extra training records share ids with the {part!r} part")
+            records = SampleSet(
+                torch.cat([records.data, extra.data]),
+                torch.cat([records.ids, extra.ids]),
+                sample_set.name,
+                records.kind,
+            )
+        self.train_dataset = IdDataset(records)
 
     @property
     def data_shape(self) -> tuple[int, ...]:

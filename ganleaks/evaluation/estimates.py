@@ -188,6 +188,8 @@ def result_lines(metrics: dict, setting: str, calibration: str | None) -> list[s
     """What the console (and ``AuditResult``) shows of a finished attack: the verdict first, then each
     estimate with its 95% interval (or why it has none) and the counts it rests on."""
     tpr = {t: format_estimate(metrics, f"tpr_at_fpr_{t}", with_interval=True) for t in ("0.01", "0.001")}
+    audit = metrics.get("privacy_audit")
+    audit_lines = [f"privacy audit of {audit.get('m')} canaries: {audit['sentence']}"] if audit else []
     return [
         verdict_line(metrics),
         f"AUC {format_estimate(metrics, 'auc', with_interval=True)}  TPR@1%FPR {tpr['0.01']}  "
@@ -196,4 +198,5 @@ def result_lines(metrics: dict, setting: str, calibration: str | None) -> list[s
         "interval)",
         f"best-threshold accuracy {format_estimate(metrics, 'accuracy')} (optimistic: the threshold is chosen "
         "on the evaluated queries)",
+        *audit_lines,
     ]

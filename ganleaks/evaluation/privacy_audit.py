@@ -355,3 +355,106 @@ def best_bound_over_guesses(
             best = GuessSearch(epsilon, r, v, int(k_plus), int(k_minus), per_test)
     assert best is not None
     return best
+
+
+#: The verdicts of :func:`canary_audit`. A lower bound can show a claim false; it never shows one true.
+FALSIFIED = "claim falsified"
+FALSIFIED_AS_GDP = "claim falsified as a Gaussian-DP claim"
+NOT_FALSIFIED = "not falsified"
+NO_CLAIM = "no claim"
+
+
+def guess_grid(m: int, counts: Sequence[int], guess: str = "both") -> list[tuple[int, int]]:
+    """The ``(k_plus, k_minus)`` points of a grid of guess counts for ``m`` canaries.
+
+    Each count ``k`` is capped at ``m``; ``guess="both"`` splits it into ``ceil(k/2)`` "in" guesses
+    for the highest scores and ``floor(k/2)`` "out" guesses for the lowest, ``guess="in"`` makes
+    ``k`` "in" guesses. Points that coincide after capping are kept once (the Bonferroni
+    correction divides by the points really tested). Depends on ``m`` only, never on the coins.
+    """
+    m = _check_int("m (the number of canaries)", m, 1)
+    if guess not in ("both", "in"):
+        raise ValueError(f"audit.guess={guess!r}: choose both or in")
+    points: list[tuple[int, int]] = []
+    for count in counts:
+        k = min(_check_int("a guess count of audit.grid", count, 1), m)
+        point = ((k + 1) // 2, k // 2) if guess == "both" else (k, 0)
+        if point not in points:
+            points.append(point)
+    if not points:
+        raise ValueError("audit.grid must list at least one guess count")
+    return points
+
+
+def canary_audit(
+    scores: Sequence[float] | np.ndarray,
+    included: Sequence[bool] | np.ndarray,
+    *,
+    counts: Sequence[int],
+    guess: str = "both",
+    alpha: float = 0.05,
+    delta: float = 1e-5,
+    claimed_epsilon: float | None = None,
+) -> dict:
+    """The ``privacy_audit`` block of an attack on a run's canaries: both bounds, the claim, the verdict.
+
+    Each bound is the largest over the grid :func:`guess_grid` makes of ``counts``, every point tested
+    at ``alpha / G`` (:func:`best_bound_over_guesses`). A canary without a score (a failed query,
+    NaN) ranks lowest. The verdict: :data:`FALSIFIED` when the one-run bound (valid against any
+    (epsilon, delta) claim) exceeds ``claimed_epsilon``; :data:`FALSIFIED_AS_GDP` when only the
+    Gaussian-DP bound does (it refutes the claim read as a Gaussian-DP one; DP-SGD's privacy curve
+    is close to Gaussian); :data:`NOT_FALSIFIED` otherwise; :data:`NO_CLAIM` without a claim (a victim without DP).
+    """
+    values = np.asarray(scores, dtype=float)
+    failed = int(np.isnan(values).sum())
+    values = np.where(np.isnan(values), -np.inf, values)
+    truth = np.asarray(included, dtype=bool)
+    grid = guess_grid(values.size, counts, guess)
+    bounds = {
+        name: best_bound_over_guesses(values, truth, grid, delta, alpha, bound)
+        for name, bound in (("one_run", one_run_epsilon_lower_bound), ("gdp", gdp_epsilon_lower_bound))
+    }
+    one_run, gdp = bounds["one_run"].epsilon, bounds["gdp"].epsilon
+    if claimed_epsilon is None:
+        verdict = NO_CLAIM
+    elif one_run > claimed_epsilon:
+        verdict = FALSIFIED
+    elif gdp > claimed_epsilon:
+        verdict = FALSIFIED_AS_GDP
+    else:
+        verdict = NOT_FALSIFIED
+    block = {
+        "m": int(values.size),
+        "n_included": int(truth.sum()),
+        "n_failed": failed,
+        "guesses": bounds["one_run"].r,
+        "correct": bounds["one_run"].v,
+        "epsilon_lower_bound_one_run": one_run,
+        "epsilon_lower_bound_gdp": gdp,
+        "claimed_epsilon": "none" if claimed_epsilon is None else float(claimed_epsilon),
+        "delta": float(delta),
+        "alpha": float(alpha),
+        "verdict": verdict,
+        "guess_rule": guess,
+        "grid": [list(point) for point in grid],
+        "guess_selection": (
+            f"each bound is the largest over {len(grid)} (k_in, k_out) guess counts fixed before scoring "
+            f"(audit.grid capped at m), each tested at alpha / {len(grid)} = {alpha / len(grid):.4g} "
+            "(Bonferroni): valid at confidence 1 - alpha"
+        ),
+        "bounds": {name: found._asdict() for name, found in bounds.items()},
+    }
+    block["sentence"] = audit_sentence(block)
+    return block
+
+
+def audit_sentence(block: dict) -> str:
+    """One sentence for the console and the summary page: the two bounds, the claim, the verdict."""
+    bounds = (
+        f"audited epsilon lower bound {block['epsilon_lower_bound_one_run']:.2f} (one-run) / "
+        f"{block['epsilon_lower_bound_gdp']:.2f} (Gaussian-DP claim)"
+    )
+    claimed = block.get("claimed_epsilon")
+    if not isinstance(claimed, (int, float)):
+        return f"{bounds}; the victim claims no epsilon (no DP privacy.json): no claim to falsify"
+    return f"{bounds} against the claimed {claimed:.2f}: {block['verdict']}"

@@ -289,6 +289,17 @@ def render_summary(run_dir: str | os.PathLike) -> str:
     facts += _flatten(victim, "victim")
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts if v not in (None, ""))
     parts += ["<h2>Victim</h2>", f"<table>{rows}</table>", f"<p>{_privacy(run, run_dir)}</p>"]
+    audit = metrics.get("privacy_audit")
+    if isinstance(audit, dict) and audit.get("sentence"):
+        parts += [
+            "<h2>Privacy audit (canaries)</h2>",
+            f'<p class="audit"><strong>{_e(audit["sentence"])}</strong></p>',
+            f'<p class="note">{_e(audit.get("m"))} canaries, {_e(audit.get("n_included"))} trained on by their coins; '
+            f"{_e(audit.get('guesses'))} guesses, {_e(audit.get('correct'))} correct; confidence "
+            f"{_e(1 - float(audit.get('alpha', 0.05)))}, delta {_e(audit.get('delta'))}; "
+            f"{_e(audit.get('guess_selection', ''))}. A lower bound can show a claim false, never true "
+            "(docs/PRIVACY_AUDIT.md).</p>",
+        ]
 
     metric_rows = [
         (METRIC_LABELS.get(key, key), format_estimate(metrics, key, with_interval=True)) for key in INTERVAL_KEYS

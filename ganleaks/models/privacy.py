@@ -12,6 +12,7 @@ steps.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 log = logging.getLogger(__name__)
+
+#: The environment variable that must be "1" for ``privacy.test_only_noise_override`` to be accepted.
+TEST_ONLY_ENV = "GANLEAKS_TEST_ONLY"
 
 
 class UnsupportedPrivacyError(ValueError):
@@ -46,6 +50,10 @@ class PrivacySettings:
         delta: target delta, should be well below ``1 / num_train_samples``.
         accountant: Opacus accountant (``rdp``, ``prv`` or ``gdp``).
         secure_mode: cryptographically safe noise (slow; for releases, not experiments).
+        test_only_noise_override: FOR TESTS OF THE PRIVACY AUDIT ONLY: the noise multiplier the
+            discriminator really trains with, while the accountant is told the configured one, so its
+            epsilon is a false claim that ``audit=canaries`` must flag. Refused unless the environment
+            sets ``GANLEAKS_TEST_ONLY=1``; recorded in ``privacy.json``.
     """
 
     noise_multiplier: float | None = 1.0
@@ -55,6 +63,7 @@ class PrivacySettings:
     delta: float = 1e-5
     accountant: str = "rdp"
     secure_mode: bool = False
+    test_only_noise_override: float | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> PrivacySettings:
@@ -67,6 +76,15 @@ class PrivacySettings:
                 f"privacy.max_grad_norm must be > 0 and 0 < privacy.delta < 1, got "
                 f"{settings.max_grad_norm} and {settings.delta}"
             )
+        if settings.test_only_noise_override is not None:
+            if os.environ.get(TEST_ONLY_ENV) != "1":
+                raise ValueError(
+                    "privacy.test_only_noise_override trains with less noise than the privacy accountant is told, "
+                    "so the epsilon it reports is false: it exists only to test that the privacy audit catches a "
+                    f"false claim, and is refused unless {TEST_ONLY_ENV}=1. Remove it (use privacy.noise_multiplier)"
+                )
+            if settings.test_only_noise_override < 0:
+                raise ValueError("privacy.test_only_noise_override must be >= 0")
         return settings
 
 
@@ -151,6 +169,11 @@ class DiscriminatorPrivacy:
             "sample_rate": self.sample_rate,
             "accountant": self.settings.accountant,
             "target_epsilon": self.settings.target_epsilon,
+            **(
+                {"test_only_noise_override": self.settings.test_only_noise_override}
+                if self.settings.test_only_noise_override is not None
+                else {}
+            ),
         }
 
 
@@ -213,7 +236,38 @@ def make_discriminator_private(
         poisson_sampling=True,
         wrap_model=False,
     )
+    if settings.test_only_noise_override is not None:
+        _train_with_other_noise(
+            engine, private_optimizer, sample_rate, float(noise_multiplier), settings.test_only_noise_override
+        )
     privacy = DiscriminatorPrivacy(
         engine, hooks, private_optimizer, settings, float(noise_multiplier), private_loader.sample_rate
     )
     return privacy, private_loader
+
+
+def _train_with_other_noise(
+    engine: PrivacyEngine, optimizer: DPOptimizer, sample_rate: float, claimed: float, used: float
+) -> None:
+    """TEST ONLY: add noise of multiplier ``used`` while the accountant records ``claimed`` (a false epsilon).
+
+    Opacus' step hook reads the optimiser's ``noise_multiplier`` for the accountant, and its noise
+    step reads the same attribute: the hook is replaced by one that records ``claimed``.
+    """
+    log.warning(
+        "+privacy.test_only_noise_override=%g: the discriminator trains with noise multiplier %g but the accountant "
+        "is told %g, so the epsilon in privacy.json is FALSE (a test of the privacy audit only)",
+        used,
+        used,
+        claimed,
+    )
+    hook = engine.accountant.get_optimizer_hook_fn(sample_rate=sample_rate)
+
+    class _Claimed:
+        noise_multiplier = claimed
+
+        def __init__(self, accumulated: int) -> None:
+            self.accumulated_iterations = accumulated
+
+    optimizer.attach_step_hook(lambda optim: hook(_Claimed(optim.accumulated_iterations)))
+    optimizer.noise_multiplier = used

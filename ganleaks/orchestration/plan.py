@@ -23,6 +23,7 @@ from torch import Tensor
 from ganleaks.data.sample_set import SampleSet
 from ganleaks.distances.distance import check_distance_config
 from ganleaks.errors import AttackConfigError, another_run_folder
+from ganleaks.evaluation.privacy_audit import guess_grid
 from ganleaks.io import UnsafeFileError, atomic_write_text, load_weights_only
 from ganleaks.parameters import check_int, check_seed
 from ganleaks.settings.base import AttackEngine, check_setting, engine_class
@@ -94,6 +95,29 @@ def check_attack_keys(cfg: DictConfig) -> None:
     check_int("attack.num_queries", attack.get("num_queries"), allow_none=True)  # its range: choose_queries
     check_int("attack.save_reconstructions", attack.get("save_reconstructions", 0), 0)
     check_int("attack.most_exposed", attack.get("most_exposed", 20), 0)
+    check_audit_keys(cfg)
+
+
+def check_audit_keys(cfg: DictConfig) -> None:
+    """``audit=canaries``: a victim that can serve its canaries, and valid ``audit.*`` numbers."""
+    audit = cfg.get("audit")
+    if audit is None or not audit.get("enabled", False):
+        return
+    if "audit" not in cfg.victim:
+        raise AttackConfigError(
+            f"audit=canaries audits a training run made here with canaries (python train.py canaries=ood ...), "
+            f"but victim={cfg.victim.get('kind')} has no canaries: use victim=run, or audit=none"
+        )
+    alpha = audit.get("alpha")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise AttackConfigError(f"audit.alpha={alpha!r}: the significance must be in (0, 1), e.g. 0.05")
+    delta = audit.get("delta")
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < 1:
+        raise AttackConfigError(f"audit.delta={delta!r}: must be in (0, 1), e.g. 1e-5")
+    try:
+        guess_grid(1, list(audit.grid), str(audit.get("guess", "both")))
+    except (ValueError, TypeError) as error:
+        raise AttackConfigError(f"{error} (audit.grid: guess counts, e.g. [10, 20, 50, 100])") from None
 
 
 def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[str, Any]] | None = None) -> AttackPlan:

@@ -23,6 +23,7 @@ from ganleaks.data.queries import Queries
 from ganleaks.errors import AttackConfigError
 from ganleaks.evaluation.estimates import format_estimate, verdict
 from ganleaks.evaluation.metrics import membership_metrics
+from ganleaks.evaluation.privacy_audit import canary_audit
 from ganleaks.orchestration.calibration import align_by_id, calibrated_loss
 from ganleaks.orchestration.outputs import QueryScores, Reconstructions, write_outputs
 from ganleaks.orchestration.plan import AttackPlan, ModelRun, claim_batch_dir, plan_attack
@@ -68,6 +69,10 @@ def run_attack(cfg: DictConfig, out_dir: str | Path, objects: Mapping[str, Mappi
         metrics.get("n_failed", 0),
         out_dir,
     )
+    if "privacy_audit" in metrics:
+        log.info(
+            "privacy audit of %d canaries: %s", metrics["privacy_audit"]["m"], metrics["privacy_audit"]["sentence"]
+        )
     return metrics
 
 
@@ -124,6 +129,8 @@ def _metrics(
     reference_dir = None if reference is None else reference.run_dir
     metrics.update(_run_facts(cfg, plan.facts, reference_dir, scores.status, seconds, used))
     metrics["verdict"] = verdict(metrics)  # again: n_failed now counts every query whose status is not ok
+    if cfg.get("audit") is not None and cfg.audit.get("enabled", False):
+        metrics["privacy_audit"] = _privacy_audit(cfg.audit, plan.facts, scores)
     if reference is not None:
         metrics.update(
             reference_attack=plan.reference_attack,
@@ -131,6 +138,22 @@ def _metrics(
             reference_batches=_recorded_path(reference.batch_dir, out_dir),
         )
     return metrics
+
+
+def _privacy_audit(audit: DictConfig, facts: dict, scores: QueryScores) -> dict:
+    """``audit=canaries``: the epsilon lower bounds from the canaries' scores (members = included), against
+    the victim's claim (``privacy.json``'s epsilon and delta; ``audit.delta`` for a victim without DP)."""
+    dp = facts.get("privacy") == "dp" and facts.get("epsilon") is not None
+    delta = float(facts["delta"]) if dp and facts.get("delta") else float(audit.delta)
+    return canary_audit(
+        scores.score.numpy(),
+        scores.labels.numpy().astype(bool),
+        counts=list(audit.grid),
+        guess=str(audit.get("guess", "both")),
+        alpha=float(audit.alpha),
+        delta=delta,
+        claimed_epsilon=float(facts["epsilon"]) if dp else None,
+    )
 
 
 def _trainer_kwargs(cfg: DictConfig) -> dict:

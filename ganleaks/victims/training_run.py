@@ -14,10 +14,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganleaks.attacks.nearest_neighbor import NonFiniteOutputError
+from ganleaks.data.canaries import load_canaries
 from ganleaks.data.loading import load_sample_set, read_trained_on, recorded_data_config
 from ganleaks.data.queries import Queries, select_queries
 from ganleaks.data.sample_set import SampleSet
-from ganleaks.data.split import load_manifest
+from ganleaks.data.split import MembershipSplit, load_manifest
 from ganleaks.errors import AttackConfigError, setting_hint
 from ganleaks.models.export import load_discriminator, load_generator, read_network_spec
 from ganleaks.victims.base import Networks, PrivacyStatement, Victim
@@ -62,6 +63,9 @@ class TrainingRunVictim(Victim):
         null_control: attack a model that never saw the queries (its AUC is the chance level).
         queries: the ``queries`` config; a training run is queried from its own split, so
             user query files given beside it are refused.
+        audit: query the run's canaries (``canaries.json``) instead of its split: members = the
+            canaries its coins included (``audit=canaries``, a one-run privacy audit).
+        canaries_root: where out-of-distribution canaries are read from (``canaries.root``).
     """
 
     kind = "run"
@@ -78,8 +82,12 @@ class TrainingRunVictim(Victim):
         privacy_enabled: bool = False,
         null_control: bool = False,
         queries: Mapping[str, Any] | None = None,
+        audit: bool = False,
+        canaries_root: str | None = None,
     ) -> None:
         super().__init__(role)
+        self.audit = bool(audit)
+        self.canaries_root = canaries_root
         self.run_dir = Path(run_dir)
         self.data = OmegaConf.create(dict(data)) if not isinstance(data, DictConfig) else data
         self.model = model
@@ -164,6 +172,8 @@ class TrainingRunVictim(Victim):
                 "calibration.reference_run_dir), or set attack.null_control=true to measure the attack's "
                 "chance level on a model that never saw the queries"
             )
+        if self.audit:
+            return self._canary_queries(sample_set, manifest, num_queries)
         ids, labels = select_queries(manifest, num_queries, seed)
         if self.null_control:
             seen = torch.isin(ids, torch.tensor(trained.get("ids", []), dtype=torch.int64))
@@ -174,6 +184,20 @@ class TrainingRunVictim(Victim):
                 )
         data = sample_set.data[sample_set.positions(ids)]
         return Queries(sample_set, ids, labels, data, manifest.fingerprint, split=manifest)
+
+    def _canary_queries(self, sample_set: SampleSet, manifest: MembershipSplit, num_queries: int | None) -> Queries:
+        """Every canary of the run, labelled by its coin (1 = included in training), sorted by id."""
+        if num_queries is not None or self.null_control:
+            raise AttackConfigError(
+                "audit=canaries queries every canary of the run (its bound counts all m): drop "
+                f"{'attack.num_queries' if num_queries is not None else 'attack.null_control=true'}"
+            )
+        canaries = load_canaries(self.run_dir, sample_set, manifest, self.canaries_root)
+        order = torch.argsort(canaries.ids)
+        ids, labels = canaries.ids[order], canaries.included[order].to(torch.int64)
+        data = canaries.records.data[order]
+        fingerprint = hashlib.sha256(f"{manifest.fingerprint}:{canaries.fingerprint()}".encode()).hexdigest()
+        return Queries(sample_set, ids, labels, data, fingerprint, split=manifest)
 
     def check_disjoint(self, queries: Queries, victim: Victim | None = None) -> None:
         """Refuse a reference model that did not train on this data, or trained on any queried id."""
