@@ -143,3 +143,35 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# The recorded runs docs/ATTACKS.md quotes ("Batch size, rounding and the white-box loss"), with what each is.
+RECORDED = {
+    "batch_sensitivity_quickstart.json": (
+        "quickstart victim (digits 16x16, 32 members, DCGAN width 64), 32 + 32 queries"
+    ),
+    "batch_sensitivity_quickstart_float64.json": "the same victim in float64, 8 + 8 queries",
+    "batch_sensitivity_fashion_dcgan_n256.json": (
+        "cpu_size DCGAN n = 256 (Fashion-MNIST 32x32, width 16), 256 + 256 queries"
+    ),
+}
+
+
+def markdown_table(folder: Path = REPO / "benchmarks/results") -> str:
+    """The table of docs/ATTACKS.md, from the recorded JSON files (``tests/test_benchmarks.py`` checks the doc)."""
+    lines = [
+        "| victim, queries | max_iter | stopped before the budget | loss moved: median | max "
+        "| mean loss members / non-members | AUC: G | G changed | wall |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for name, what in RECORDED.items():
+        record = json.loads((folder / name).read_text())
+        for budget, entry in record["budgets"].items():
+            s, n = entry["summary"], len(entry["loss"])
+            auc = f"{s['auc']:.4f} | {s['auc_perturbed']:.4f}" if "auc" in s else "n/a | n/a"
+            lines.append(
+                f"| {what} (change {record['rel']:g}) | {budget} | {s['stopped_before_budget']}/{n} | "
+                f"{s['median_relative_difference']:.1e} | {s['max_relative_difference']:.1e} | "
+                f"{s['mean_loss_members']:.5f} / {s['mean_loss_nonmembers']:.5f} | {auc} | {s['wall_s']} s |"
+            )
+    return "\n".join(lines)

@@ -154,3 +154,28 @@ def test_cuda_benchmark_without_a_device_says_so(tmp_path):
     assert completed.returncode != 0
     assert "no CUDA device is visible" in completed.stderr
     assert not out.exists()
+
+
+def test_rounding_table_in_attacks_doc_is_the_recorded_one():
+    """docs/ATTACKS.md's table of how rounding moves white-box losses is generated from the committed
+    benchmarks/results/batch_sensitivity_*.json (benchmarks.batch_sensitivity.markdown_table)."""
+    from benchmarks.batch_sensitivity import markdown_table
+
+    table = markdown_table()
+    assert table.count("\n") >= 5
+    assert table in (ROOT / "docs" / "ATTACKS.md").read_text(encoding="utf-8")
+
+
+def test_batch_sensitivity_runs_and_records_the_losses(trained_root, tmp_path):
+    """The rounding benchmark at toy size: both generators from the same start, every loss recorded."""
+    victim = trained_root / "train/digits/dcgan/n24/seed0"
+    out = tmp_path / "sensitivity.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "benchmarks.batch_sensitivity", "--victim", str(victim), "--budgets", "3",
+               "--queries", "4", "--nn-k", "64", "--out", str(out)]  # fmt: skip
+    completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    record = json.loads(out.read_text())
+    entry = record["budgets"]["3"]
+    assert len(entry["loss"]) == len(entry["loss_perturbed"]) == 8 and record["rel"] == 1e-6
+    assert all(n <= 3 for n in entry["n_iter"]) and record["command"].startswith("python -m benchmarks")
