@@ -107,7 +107,10 @@ def test_memorising_generator_falsifies_a_small_declared_epsilon(canaries, tmp_p
     assert metrics["auc"] == 1.0
     assert block["m"] == 2 * N and block["n_included"] == N
     assert block["claimed_epsilon"] == 0.1 and block["delta"] == 1e-5
-    assert block["verdict"] == FALSIFIED and block["epsilon_lower_bound_one_run"] > 0.1
+    assert block["verdict"] == FALSIFIED and block["guesses"] == block["correct"] == 2 * N
+    # docs/PRIVACY_AUDIT.md: 2.64 / 5.53, the ceiling of 64 canaries (all right, 4 grid points at alpha / 4)
+    assert block["epsilon_lower_bound_one_run"] == pytest.approx(2.64, abs=0.01)
+    assert block["epsilon_lower_bound_gdp"] == pytest.approx(5.53, abs=0.01)
     assert block["coins"] == DECLARED and not block["coin_check"]["contradicted"]
     assert "declared by the user, not recorded here" in block["sentence"]
     # exactly the training runs' bounds: canary_audit on the same scores and coins
@@ -145,7 +148,8 @@ def test_unbalanced_member_counts_are_flagged(canaries, tmp_path, caplog):
         metrics, out_dir = _attack(tmp_path, [*overrides, "audit.randomized=true", *CLAIM])
     block = metrics["privacy_audit"]
     check = block["coin_check"]
-    assert (check["n_included"], check["m"]) == (60, 64) and check["p_value"] < 1e-3 and check["contradicted"]
+    assert (check["n_included"], check["m"]) == (60, 64) and check["contradicted"]
+    assert check["p_value"] == pytest.approx(7.4e-14, rel=0.01)  # docs/PRIVACY_AUDIT.md's example
     assert block["verdict"] == COINS_CONTRADICTED and "verdict_if_fair" in block
     assert "contradict the declaration audit.randomized=true" in block["sentence"]
     assert "contradict the declaration" in caplog.text
