@@ -166,3 +166,17 @@ def test_the_member_count_check():
     # 44 of 64 (p ~ 0.003) is unusual but not beyond the threshold: reported, not flagged
     mild = declared_coins_audit(scores, np.arange(64) < 44, counts=GRID)
     assert 1e-3 < mild["coin_check"]["p_value"] < 0.01 and mild["verdict"] == NO_CLAIM
+
+
+def test_python_api_audits_declared_canaries():
+    import ganleaks
+
+    rng = np.random.default_rng(0)
+    members, nonmembers, fresh = (rng.uniform(-1, 1, (n, 1, 16, 16)).astype(np.float32) for n in (N, N, 2 * N))
+    given = dict(samples=np.concatenate([members, fresh]), members=members, nonmembers=nonmembers, audit="canaries")
+    with pytest.raises(AttackConfigError, match=r'needs audit\.randomized=true.*\*\*\{"audit\.randomized": True\}'):
+        ganleaks.audit("fullbb", **given)
+    declared = {"audit.randomized": True, "victim.privacy.epsilon": 0.1, "victim.privacy.delta": 1e-5}
+    result = ganleaks.audit("fullbb", distance="l2", **given, **declared)
+    block = result.metrics["privacy_audit"]
+    assert block["verdict"] == FALSIFIED and block["coins"] == DECLARED
