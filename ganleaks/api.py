@@ -29,7 +29,7 @@ from ganleaks.config_dir import CONF_DIR  # the config folder attack.py composes
 log = logging.getLogger(__name__)
 
 #: Keyword overrides that choose a config group (``distance="paper"``), not set a value.
-GROUPS = ("distance", "trainer", "logger", "model", "data", "privacy")
+GROUPS = ("distance", "trainer", "logger", "model", "data", "privacy", "audit")
 #: Group choices :func:`audit` makes itself, which a keyword may replace (``victim="run"``).
 CHOSEN_GROUPS = ("victim", "calibration")
 
@@ -140,7 +140,8 @@ def audit(
         **overrides: further config keys, dotted, e.g. ``**{"setting.k": 5000, "attack.batch_size": 32}``
             (a key the config does not have is refused, as on the command line; ``"+key"`` adds one,
             e.g. ``**{"+victim.generator.width": 64}``), a top-level key (``seed=1``), or a group
-            choice (``distance="paper"``).
+            choice (``distance="paper"``; ``audit="canaries"`` with ``**{"audit.randomized": True}``:
+            the members and non-members are canaries whose membership fair coins decided, docs/PRIVACY_AUDIT.md).
 
     Returns:
         An :class:`AuditResult`. The modules given come back as they were passed: each submodule's

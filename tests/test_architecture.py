@@ -25,6 +25,7 @@ LAYERS = [
         "ganleaks.evaluation.estimates",
         "ganleaks.evaluation.plots",
         "ganleaks.evaluation.privacy_audit",
+        "ganleaks.evaluation.declared_coins",
     },
     {"ganleaks.orchestration"},
 ]

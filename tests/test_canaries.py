@@ -154,7 +154,7 @@ def test_audit_keys_are_checked_before_anything_runs(tmp_path):
     from ganleaks.orchestration.plan import check_attack_keys
 
     for overrides, message in (
-        (["victim=samples"], "victim=samples has no canaries"),
+        (["victim=samples"], "victim=samples needs audit.randomized=true"),
         (["audit.alpha=1.5"], "audit.alpha=1.5"),
         (["audit.grid=[0]"], "audit.grid"),
         (["audit.guess=out"], "choose both or in"),

@@ -294,7 +294,8 @@ def render_summary(run_dir: str | os.PathLike) -> str:
         parts += [
             "<h2>Privacy audit (canaries)</h2>",
             f'<p class="audit"><strong>{_e(audit["sentence"])}</strong></p>',
-            f'<p class="note">{_e(audit.get("m"))} canaries, {_e(audit.get("n_included"))} trained on by their coins; '
+            f'<p class="note">{_e(audit.get("m"))} canaries, {_e(audit.get("n_included"))} trained on by their coins'
+            f"{_e(' (' + audit['coins'] + ')') if audit.get('coins') else ''}; "
             f"{_e(audit.get('guesses'))} guesses, {_e(audit.get('correct'))} correct; confidence "
             f"{_e(1 - float(audit.get('alpha', 0.05)))}, delta {_e(audit.get('delta'))}; "
             f"{_e(audit.get('guess_selection', ''))}. A lower bound can show a claim false, never true "

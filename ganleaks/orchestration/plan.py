@@ -103,11 +103,17 @@ def check_audit_keys(cfg: DictConfig) -> None:
     audit = cfg.get("audit")
     if audit is None or not audit.get("enabled", False):
         return
-    if "audit" not in cfg.victim:
-        raise AttackConfigError(
-            f"audit=canaries audits a training run made here with canaries (python train.py canaries=ood ...), "
-            f"but victim={cfg.victim.get('kind')} has no canaries: use victim=run, or audit=none"
-        )
+    randomized = audit.get("randomized", False)
+    if not isinstance(randomized, bool):
+        raise AttackConfigError(f"audit.randomized={randomized!r}: true or false")
+    if "audit" in cfg.victim:  # a training run made here: its coins are recorded (canaries.json)
+        if randomized:
+            raise AttackConfigError(
+                "audit.randomized=true declares the coins of your own canaries (victim=generator|samples); "
+                "a training run made here records its coins in canaries.json: drop audit.randomized"
+            )
+    else:
+        check_declared_canaries(cfg, randomized)
     alpha = audit.get("alpha")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
         raise AttackConfigError(f"audit.alpha={alpha!r}: the significance must be in (0, 1), e.g. 0.05")
@@ -118,6 +124,38 @@ def check_audit_keys(cfg: DictConfig) -> None:
         guess_grid(1, list(audit.grid), str(audit.get("guess", "both")))
     except (ValueError, TypeError) as error:
         raise AttackConfigError(f"{error} (audit.grid: guess counts, e.g. [10, 20, 50, 100])") from None
+
+
+def check_declared_canaries(cfg: DictConfig, randomized: bool) -> None:
+    """``audit=canaries`` on the user's victim: the query sets are the canaries, audited only when the user
+    declares that each one's membership was an independent fair coin, and the claim has its delta."""
+    kind = cfg.victim.get("kind")
+    if not randomized:
+        raise AttackConfigError(
+            f"audit=canaries on victim={kind} needs audit.randomized=true, your declaration that each canary "
+            "(queries.members = trained on, queries.nonmembers = left out) was included by an independent fair "
+            "coin: the bound is valid only then (otherwise members and non-members may differ systematically and "
+            "the 'bound' measures that); nothing here can record your coins (docs/PRIVACY_AUDIT.md)"
+        )
+    threshold = cfg.audit.get("coin_check_p", 1e-3)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < 1:
+        raise AttackConfigError(f"audit.coin_check_p={threshold!r}: a p-value threshold in [0, 1), e.g. 1e-3")
+    if cfg.attack.get("num_queries") is not None:
+        raise AttackConfigError(
+            "audit=canaries queries every canary (its bound counts all m, and a balanced subset depends on the "
+            "coins): drop attack.num_queries"
+        )
+    privacy = cfg.victim.get("privacy") or {}
+    epsilon, delta = privacy.get("epsilon"), privacy.get("delta")
+    if epsilon is not None and (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or epsilon < 0):
+        raise AttackConfigError(f"victim.privacy.epsilon={epsilon!r}: the claimed epsilon must be a number >= 0")
+    if delta is not None and (isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 < delta < 1):
+        raise AttackConfigError(f"victim.privacy.delta={delta!r}: must be in (0, 1), e.g. 1e-5")
+    if epsilon is not None and delta is None:
+        raise AttackConfigError(
+            f"victim.privacy.epsilon={epsilon} is an (epsilon, delta) claim without its delta: the audit tests "
+            "the claim at the claim's own delta, so declare it too (victim.privacy.delta=1e-5, say)"
+        )
 
 
 def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[str, Any]] | None = None) -> AttackPlan:

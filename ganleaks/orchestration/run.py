@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganleaks.attacks.nearest_neighbor import NonFiniteOutputError
 from ganleaks.data.queries import Queries
 from ganleaks.errors import AttackConfigError
+from ganleaks.evaluation.declared_coins import declared_coins_audit
 from ganleaks.evaluation.estimates import format_estimate, verdict
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.evaluation.privacy_audit import canary_audit
@@ -130,7 +131,10 @@ def _metrics(
     metrics.update(_run_facts(cfg, plan.facts, reference_dir, scores.status, seconds, used))
     metrics["verdict"] = verdict(metrics)  # again: n_failed now counts every query whose status is not ok
     if cfg.get("audit") is not None and cfg.audit.get("enabled", False):
-        metrics["privacy_audit"] = _privacy_audit(cfg.audit, plan.facts, scores)
+        if "audit" in cfg.victim:  # a training run made here: the coins recorded in canaries.json
+            metrics["privacy_audit"] = _privacy_audit(cfg.audit, plan.facts, scores)
+        else:  # the user's generator or sample set: the coins the user declared (audit.randomized=true)
+            metrics["privacy_audit"] = _declared_privacy_audit(cfg, plan.facts, scores)
     if reference is not None:
         metrics.update(
             reference_attack=plan.reference_attack,
@@ -154,6 +158,28 @@ def _privacy_audit(audit: DictConfig, facts: dict, scores: QueryScores) -> dict:
         delta=delta,
         claimed_epsilon=float(facts["epsilon"]) if dp else None,
     )
+
+
+def _declared_privacy_audit(cfg: DictConfig, facts: dict, scores: QueryScores) -> dict:
+    """``audit=canaries`` on the user's victim: the same bounds from the query sets (members = the canaries
+    trained on), against the declared ``victim.privacy.epsilon`` at its ``victim.privacy.delta`` (required
+    beside an epsilon, plan.check_declared_canaries); without a declared delta, ``audit.delta``."""
+    audit = cfg.audit
+    declared = facts.get("privacy") == "declared" and facts.get("epsilon") is not None
+    declared_delta = OmegaConf.select(cfg, "victim.privacy.delta")
+    block = declared_coins_audit(
+        scores.score.numpy(),
+        scores.labels.numpy().astype(bool),
+        counts=list(audit.grid),
+        guess=str(audit.get("guess", "both")),
+        alpha=float(audit.alpha),
+        delta=float(declared_delta) if declared_delta is not None else float(audit.delta),
+        claimed_epsilon=float(facts["epsilon"]) if declared else None,
+        coin_check_p=float(audit.get("coin_check_p", 1e-3)),
+    )
+    if block["coin_check"]["contradicted"]:
+        log.warning("privacy audit: %s", block["sentence"])
+    return block
 
 
 def _trainer_kwargs(cfg: DictConfig) -> dict:
