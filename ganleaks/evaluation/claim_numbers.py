@@ -206,7 +206,7 @@ def _c4(rows: list[dict], lines: list[list[str]]) -> list[str]:
         out.append(
             "**C4** no-DP baseline: " + "; ".join(f"{row['setting']} {_cal(row)} {_auc(row)}" for row in best) + "."
         )
-    quality = {}
+    quality: dict[str, float] = {}
     for row in sorted(rows, key=lambda r: -(r.get("epsilon") or float("inf"))):
         if row.get("fid_classifier") is not None:
             label = "no DP" if row.get("epsilon") is None else f"epsilon {row['epsilon']:.3g}"
