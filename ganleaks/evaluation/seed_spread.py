@@ -61,7 +61,12 @@ def quickstart_table(root: str | Path) -> str:
     by_command: dict[str, dict[int, dict]] = {}
     for row in rows:
         by_command.setdefault(_command(row), {})[int(row["seed"])] = row
-    header = ["command", *(f"seed {seed}: AUC [95% interval]" for seed in seeds), "AUC across seeds", "wall (median)"]
+    header = [
+        "command",
+        *(f"seed {seed}: AUC [95% interval]" for seed in seeds),
+        "AUC across seeds",
+        "wall (median over seeds)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for command, walls in _train_rows(root).items():
         cells = [f"{walls[seed]:.0f} s" if seed in walls else "-" for seed in seeds]
