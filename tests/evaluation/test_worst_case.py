@@ -20,7 +20,7 @@ def _labels(n: int) -> np.ndarray:
 
 
 def test_correction_keeps_chance_attacks_at_chance():
-    """4 attacks at chance, 100 seeded studies: the corrected maximum rarely excludes 0.5, the uncorrected more often."""
+    """4 attacks at chance, 100 seeded studies: the corrected maximum rarely excludes 0.5, uncorrected more often."""
     rng = np.random.default_rng(1)
     n, corrected, uncorrected = 60, 0, 0
     from ganleaks.evaluation.metrics import membership_metrics
