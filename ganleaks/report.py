@@ -19,6 +19,9 @@ Writes into ``--out`` (default: ``report/`` inside the first folder given):
 * ``numbers.md``: what a sentence about each claim quotes (verdict counts, ranges of the differences,
   the reversals, which AUC intervals contain 0.5) and the attack time per setting
   (:mod:`ganleaks.evaluation.claim_numbers`);
+* ``worst_case.md`` and ``worst_case.json``: per victim, the strongest attack with its interval
+  corrected for picking the maximum (Bonferroni, and chosen on half the queries / measured on the
+  other half; :mod:`ganleaks.evaluation.worst_case`); the uncorrected maximum is never shown;
 * ``auc_vs_train_size.png``: AUC and TPR@1%FPR against the training-set size (log axis), one panel
   per victim and setting, calibrated solid and uncalibrated dashed (paper figure 5);
 * ``epsilon_vs_auc.png``: DP victims, AUC against epsilon per setting beside the sample quality;
@@ -73,6 +76,7 @@ from ganleaks.evaluation.tables import (
     to_pivot_markdown,
     to_settings_markdown,
 )
+from ganleaks.evaluation.worst_case import worst_case, worst_case_json, worst_case_markdown
 
 __all__ = [  # what ganleaks.report has always offered, wherever it now lives
     "NoRunsFoundError",
@@ -206,6 +210,13 @@ def build_report(
         if report.blocks[name]:
             (out / f"{name}.md").write_text(report.blocks[name])
             report.files[name] = out / f"{name}.md"
+    results, notes = worst_case(rows)
+    report.blocks["worst_case"] = worst_case_markdown(results, notes)
+    if report.blocks["worst_case"]:
+        (out / "worst_case.md").write_text(report.blocks["worst_case"])
+        (out / "worst_case.json").write_text(worst_case_json(results, notes))
+        report.files["worst_case"] = out / "worst_case.md"
+        report.files["worst_case_json"] = out / "worst_case.json"
     for name, plot in (("auc_vs_train_size", plot_train_size), ("epsilon_vs_auc", plot_epsilon), ("auc_vs_k", plot_k)):
         written = plot(rows, out / f"{name}.png")
         if written is not None:
@@ -248,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except FileNotFoundError as error:
         parser.exit(2, f"error: {error}\n")
     print(report.markdown, end="")
+    if report.blocks.get("worst_case"):
+        print("\nworst case per victim (corrected for picking the strongest attack):")
+        print(report.blocks["worst_case"].split("\n\n")[0])
     print(f"\n{len(report.rows)} attack runs -> {report.out_dir}")
     if args.doc:
         block = args.block or Path(args.run_dirs[0]).resolve().name
