@@ -200,10 +200,12 @@ def test_the_verdicts_say_what_the_runs_give(reports):
 
 
 def _train_records() -> dict[tuple[str, str], dict]:
-    """``{(model folder, part): run.json}`` of every committed training run."""
+    """``{(model folder, part): run.json}`` of every training run of the studies (seed 0: the one the text times;
+    results/quickstart is the README's, tests/test_readme_quickstart.py)."""
     return {
         (path.parents[2].name, path.parents[1].name): json.loads(path.read_text())
-        for path in sorted((ROOT / "results").glob("*/train/*/*/*/seed0/run.json"))
+        for study in STUDIES
+        for path in sorted((ROOT / "results" / study).glob("train/*/*/*/seed0/run.json"))
     }
 
 
