@@ -47,6 +47,7 @@ MANDATORY_EXAMPLES = {
     "victim.latent_dim": "128",
     "victim.generator._target_": "mypkg.nets.Generator",
     "calibration.path": "reference_samples/",
+    "queries.reference": "reference/",
     "data.root": "/path/to/images",
     "data.path": "/path/to/records.csv",
 }

@@ -26,7 +26,7 @@ from ganleaks.errors import AttackConfigError, another_run_folder
 from ganleaks.evaluation.privacy_audit import guess_grid
 from ganleaks.io import UnsafeFileError, atomic_write_text, load_weights_only
 from ganleaks.parameters import check_int, check_seed
-from ganleaks.settings.base import AttackEngine, check_setting, engine_class
+from ganleaks.settings.base import AttackEngine, check_calibration, check_setting, engine_class
 from ganleaks.victims.base import Victim, build_victim
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[st
     models: dict[str, tuple[Victim, DictConfig, type[AttackEngine]]] = {"victim": (victim, cfg.setting, victim_class)}
     reference_attack = None
     if cfg.calibration.enabled:
+        check_calibration(victim_class, cfg.setting.get("name"), cfg.calibration.get("name"))
         reference = build_victim(cfg.calibration.reference, "reference", objects.get("reference"))
         reference_setting, reference_attack = reference_plan(cfg, victim_class)
         reference_class = engine_class(reference_setting)

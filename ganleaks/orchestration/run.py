@@ -88,7 +88,8 @@ def _load_engine(cfg: DictConfig, run: ModelRun, plan: AttackPlan, distance) -> 
     """The engine of ``run`` over the networks its victim loads (and checks) for it."""
     queries = Queries(plan.sample_set, plan.ids, plan.labels, plan.queries, "", plan.query_names)
     networks = run.victim.networks(run.engine_class, queries)
-    return build_engine(run.setting, networks.generator, networks.discriminator, distance, cfg.seed)
+    records = run.victim.reference_records(queries) if run.engine_class.needs_reference_records else None
+    return build_engine(run.setting, networks.generator, networks.discriminator, distance, cfg.seed, records)
 
 
 def _score(cfg: DictConfig, plan: AttackPlan, engines: dict[str, AttackEngine]) -> tuple[dict[str, dict], int]:

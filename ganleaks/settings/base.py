@@ -9,7 +9,8 @@ The settings are a Hydra registry: ``conf/setting/<name>.yaml`` names its engine
 Everything else about a setting is declared once, on its class:
 
 * what the attack must prepare for it (``needs_generator``, ``needs_discriminator``,
-  ``reconstructs``, ``needs_latent_space``; summarised by :meth:`AttackEngine.needs`);
+  ``reconstructs``, ``needs_latent_space``, ``needs_reference_records``; summarised by
+  :meth:`AttackEngine.needs`), and whether calibration applies to it (``calibration_refusal``);
 * its keys and their valid values (``config_parameters``, :class:`~ganleaks.parameters.Parameter` specs),
   which :func:`check_setting` checks before an attack reads anything;
 * how reports show it (``label``, ``description``) and order and compare it (``knowledge``,
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 #: and ``reference_model`` (the architecture of the calibration reference, which names its folder).
 SETTING_LABELS = ("name", "reference_model")
 #: What the attack passes an engine at run time, as the class asks (``needs_generator``, ...).
-RUNTIME_ARGUMENTS = ("generator", "seed", "discriminator", "distance")
+RUNTIME_ARGUMENTS = ("generator", "seed", "discriminator", "distance", "reference_records")
 #: Setting keys of earlier versions, and where their values go now.
 MOVED_SETTING_KEYS = {
     "optimizer_kwargs": "the optimiser's arguments are keys of setting.optimizer now (e.g. "
@@ -111,6 +112,13 @@ class AttackEngine(nn.Module):
     #: (``victim=samples``, ``StoredSampleGenerator``) cannot serve it. Only engines that see nothing
     #: but generated samples (full black-box, Monte-Carlo) set it False.
     needs_latent_space: ClassVar[bool] = True
+    #: The engine fits a density on real records of the queries' distribution that are disjoint from
+    #: every query (a training run's split ``reference`` part, or the user's ``queries.reference``):
+    #: the attack asks the victim for them and passes ``reference_records=`` (``(R, *shape)`` in [-1, 1]).
+    needs_reference_records: ClassVar[bool] = False
+    #: Why calibration with a reference model (paper eq. 11, ``calibration=reference`` / ``samples``)
+    #: does not apply to this setting, for the refusal (:func:`check_calibration`); None: it applies.
+    calibration_refusal: ClassVar[str | None] = None
 
     #: The setting's keys (besides :data:`SETTING_LABELS` and the runtime objects) and their valid
     #: values. None: the keyword arguments of the constructor, unchecked (:func:`setting_parameters`).
@@ -139,13 +147,16 @@ class AttackEngine(nn.Module):
 
     @classmethod
     def needs(cls) -> tuple[str, ...]:
-        """What the setting needs from a victim, from the four capability attributes: ``generated
-        samples`` (a sample set serves), ``generator`` (its latent space), ``discriminator``."""
+        """What the setting needs from a victim, from the capability attributes: ``generated
+        samples`` (a sample set serves), ``generator`` (its latent space), ``discriminator``,
+        ``reference records`` (real records of the queries' distribution, disjoint from them)."""
         parts = []
         if cls.needs_generator:
             parts.append("generator" if cls.needs_latent_space else "generated samples")
         if cls.needs_discriminator:
             parts.append("discriminator")
+        if cls.needs_reference_records:
+            parts.append("reference records")
         return tuple(parts)
 
     def counts_used(self) -> dict[str, int]:
@@ -273,18 +284,31 @@ def check_setting(node: DictConfig, where: str = "setting", *, warn_unused: bool
     return cls
 
 
+def check_calibration(cls: type[AttackEngine], setting: str | None, calibration: str | None) -> None:
+    """Refuse calibration with a reference model for a setting that declares it does not apply
+    (``calibration_refusal``), saying why and what to run instead."""
+    if cls.calibration_refusal is None:
+        return
+    raise AttackConfigError(
+        f"calibration={calibration} does not apply to setting={setting}: {cls.calibration_refusal}; "
+        "attack with calibration=none"
+    )
+
+
 def build_engine(
     setting: DictConfig,
     generator: nn.Module | None,
     discriminator: nn.Module | None,
     distance: ReconstructionDistance | None,
     seed: int,
+    reference_records: Tensor | None = None,
 ) -> AttackEngine:
     """The engine ``setting`` (a ``conf/setting/*.yaml`` node) names, over one model.
 
     The setting's keys that the class takes (:func:`setting_parameters`) are its arguments (the
     labels, and any key a sweep set for other settings, are not: :func:`check_setting` warns about
-    the latter); the runtime objects the class asks for by its class attributes are passed beside them.
+    the latter); the runtime objects the class asks for by its class attributes are passed beside them
+    (``reference_records``: the victim's, for a class that ``needs_reference_records``).
     """
     cls = engine_class(setting)
     taken = {parameter.name for parameter in setting_parameters(cls)}
@@ -297,4 +321,8 @@ def build_engine(
         runtime.update(discriminator=discriminator)
     if cls.reconstructs:
         runtime.update(distance=distance)
+    if cls.needs_reference_records:
+        if reference_records is None:
+            raise ValueError(f"{cls.__name__} needs reference_records (the victim's Victim.reference_records)")
+        runtime.update(reference_records=reference_records)
     return instantiate(arguments, **runtime)

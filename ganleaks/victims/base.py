@@ -36,6 +36,7 @@ CAPABILITIES = {
     "generated samples": "generated samples (a generator to draw from, or a stored sample set)",
     "generator": "a generator whose latent space can be searched (z -> G(z))",
     "discriminator": "the trained discriminator",
+    "reference records": "real records of the queries' distribution that are neither members nor non-members",
 }
 #: Keys of a victim node that name it, not build it (folder names, the short hash in them).
 VICTIM_LABELS = ("name", "digest", "kind")
@@ -130,17 +131,24 @@ class Victim(ABC):
         """The :data:`CAPABILITIES` this victim can serve (a generator offers generated samples too)."""
 
     def missing_hint(self, missing: frozenset[str], setting: str) -> str:
-        """What the user can do about ``missing`` capabilities (a subclass says what to bring)."""
+        """What the user can do about ``missing`` model capabilities (a subclass says what to bring)."""
         return "choose a setting this victim can serve"
+
+    def reference_hint(self) -> str:
+        """What the user can do when the setting needs reference records this victim does not hold."""
+        return "choose a setting without reference data"
 
     def check_serves(self, setting_class: type, setting: str, where: str = "setting") -> None:
         """Refuse a setting that needs what this victim does not offer, naming what is missing."""
         missing = required_capabilities(setting_class) - self.offers()
         if missing:
             needs = ", ".join(CAPABILITIES[name] for name in sorted(missing))
+            models = frozenset(missing - {"reference records"})
+            hints = [self.missing_hint(models, setting)] if models else []
+            hints += [self.reference_hint()] if "reference records" in missing else []
             raise AttackConfigError(
                 f"{where}={setting} needs {needs}, which the {self.role} ({self.describe()}) does not offer: "
-                f"{self.missing_hint(frozenset(missing), setting)}"
+                f"{'; '.join(hints)}"
             )
 
     def describe(self) -> str:
@@ -170,6 +178,17 @@ class Victim(ABC):
     def check_fits(self, setting_class: type, queries: Queries) -> None:
         """What can be checked before any weights load: recorded shapes and sizes fit the queries."""
         return None
+
+    def reference_records(self, queries: Queries) -> Tensor:
+        """``(R, *shape)`` real records of the queries' distribution, disjoint from every query, in ``[-1, 1]``.
+
+        What a density-ratio setting (``needs_reference_records``) fits its reference density on. A
+        victim that offers ``reference records`` loads and checks them once (its ``check_fits`` asks
+        for them, so that a refusal comes before any network loads); the default holds none.
+        """
+        raise AttackConfigError(
+            f"the {self.role} ({self.describe()}) holds no reference records: {self.reference_hint()}"
+        )
 
     # ------------------------------------------------------------------ loading
 

@@ -72,7 +72,8 @@ class InMemoryGeneratorVictim(UserGeneratorVictim):
         return type(given).__name__
 
     def check_fits(self, setting_class: type, queries: Queries) -> None:
-        """Nothing to find on disk: the modules are given."""
+        """No weights file to find on disk (the modules are given); the reference records, if the setting reads them."""
+        self.check_reference(setting_class, queries)
 
     def _weights_given(self) -> object:
         return self.generator_spec

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import Tensor
 
 from ganleaks.attacks.nearest_neighbor import NonFiniteOutputError
 from ganleaks.data.canaries import load_canaries
@@ -21,7 +22,7 @@ from ganleaks.data.sample_set import SampleSet
 from ganleaks.data.split import MembershipSplit, load_manifest
 from ganleaks.errors import AttackConfigError, setting_hint
 from ganleaks.models.export import load_discriminator, load_generator, read_network_spec
-from ganleaks.victims.base import Networks, PrivacyStatement, Victim
+from ganleaks.victims.base import Networks, PrivacyStatement, Victim, sha256_tensors
 from ganleaks.victims.output_checks import check_discriminator_outputs, check_generator_outputs
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,12 @@ class TrainingRunVictim(Victim):
         self.expected_latent_dim = expected_latent_dim
         self.privacy_enabled = bool(privacy_enabled)
         self.null_control = bool(null_control)
+        if (queries or {}).get("reference") is not None:
+            raise AttackConfigError(
+                "queries.reference given, but victim=run (the default) takes its reference records from the "
+                "training run's own split (the reference part of its manifest.json, never a member or a non-member): "
+                "drop queries.reference, or attack your own artefacts with victim=samples or victim=generator"
+            )
         given = [f"queries.{k}" for k in ("members", "nonmembers") if (queries or {}).get(k) is not None]
         if given:
             raise AttackConfigError(
@@ -103,6 +110,7 @@ class TrainingRunVictim(Victim):
                 "victim=generator (your generator, victim.generator._target_=... victim.weights=...)"
             )
         self._sample_set: SampleSet | None = None
+        self._reference: tuple[Tensor, Tensor] | None = None  # (ids, records) of the split's reference part
         self._needed: list[str] = []  # the networks the setting reads (check_serves)
         self._specs_checked = False
 
@@ -116,7 +124,8 @@ class TrainingRunVictim(Victim):
     def offers(self) -> frozenset[str]:
         parts = {part for part in ("generator", "discriminator") if (self.run_dir / f"{part}.json").is_file()}
         offered = {"generated samples", "generator"} if "generator" in parts else set()
-        return frozenset(offered | ({"discriminator"} & parts))
+        # its split's reference part (checked non-empty where it is read: reference_records)
+        return frozenset(offered | ({"discriminator"} & parts) | {"reference records"})
 
     def check_serves(self, setting_class: type, setting: str, where: str = "setting") -> None:
         """The run folder exists and exported the networks the setting needs (a missing one: how to finish it)."""
@@ -223,6 +232,29 @@ class TrainingRunVictim(Victim):
     def check_fits(self, setting_class: type, queries: Queries) -> None:
         self._needed = self._needed_parts(setting_class)
         self._check_specs(queries.sample_set)
+        if getattr(setting_class, "needs_reference_records", False):
+            self.reference_records(queries)
+
+    def reference_records(self, queries: Queries) -> Tensor:
+        """The split's reference part (what the calibration reference model trains on), disjoint from the queries."""
+        if self._reference is None:
+            if queries.split is None:
+                raise AttackConfigError("the queries come from no split of this run, so it has no reference records")
+            ids = queries.split.ids("reference")
+            if len(ids) == 0:
+                raise AttackConfigError(
+                    f"the split of {self.run_dir} has no reference part (data.reference_size=0), which this setting "
+                    "fits its reference density on: train the victim with data.reference_size > 0"
+                )
+            shared = torch.isin(ids, queries.ids)
+            if shared.any():  # a split's parts are disjoint; canaries are checked disjoint from it when drawn
+                raise AttackConfigError(
+                    f"{int(shared.sum())} records of the split's reference part of {self.run_dir} are queried "
+                    f"(first ids: {ids[shared][:5].tolist()}); the reference data must be disjoint from the queries"
+                )
+            sample_set = queries.sample_set
+            self._reference = (ids, sample_set.data[sample_set.positions(ids)])
+        return self._reference[1]
 
     def _check_specs(self, sample_set: SampleSet) -> None:
         """The data shape (and, for a victim found from the overrides, the latent size) its networks record."""
@@ -264,11 +296,15 @@ class TrainingRunVictim(Victim):
         return networks
 
     def identity(self, setting_class: type) -> dict:
-        """The sha256 of every exported weights file in the run folder."""
-        return {
+        """The sha256 of every exported weights file in the run folder (and of the reference part's ids,
+        for a setting that reads them: the split's data is the queries' fingerprint already)."""
+        hashes = {
             path.name: hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(self.run_dir.glob("*.safetensors"))
         }
+        if self._reference is not None and getattr(setting_class, "needs_reference_records", False):
+            hashes["reference_records"] = sha256_tensors([("ids", self._reference[0])])
+        return hashes
 
     def privacy(self) -> PrivacyStatement:
         budget = _read_object(self.run_dir / PRIVACY_NAME)

@@ -93,7 +93,7 @@ class UserGeneratorVictim(UserArtefactVictim):
 
     def offers(self) -> frozenset[str]:
         discriminator = {"discriminator"} if self.has_discriminator() else set()
-        return frozenset({"generated samples", "generator", *discriminator})
+        return frozenset({"generated samples", "generator", *discriminator}) | self.offered_reference()
 
     def check_serves(self, setting_class: type, setting: str, where: str = "setting") -> None:
         """As every victim does, and the declared fields the setting reads are set (one line naming the first)."""
@@ -124,6 +124,7 @@ class UserGeneratorVictim(UserArtefactVictim):
                 raise FileNotFoundError(
                     f"victim.{key}={path} does not exist; pass the .safetensors or state_dict file of your network"
                 )
+        self.check_reference(setting_class, queries)
 
     # ------------------------------------------------------------------ loading
 
@@ -193,7 +194,7 @@ class UserGeneratorVictim(UserArtefactVictim):
         if getattr(setting_class, "needs_discriminator", False):
             hashes["discriminator"] = self._weights_hash("discriminator")
         hashes["declared"] = self._declared()
-        return hashes
+        return {**hashes, **self.reference_identity(setting_class)}
 
 
 def state_dict_hash(module: nn.Module) -> str:

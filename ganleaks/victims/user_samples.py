@@ -65,7 +65,7 @@ class SampleSetVictim(UserArtefactVictim):
         return "samples"
 
     def offers(self) -> frozenset[str]:
-        return frozenset({"generated samples"})
+        return frozenset({"generated samples"}) | self.offered_reference()
 
     def check_serves(self, setting_class: type, setting: str, where: str = "setting") -> None:
         """As every victim does, and the sample set itself is named (``victim.path`` / ``calibration.path``)."""
@@ -76,8 +76,8 @@ class SampleSetVictim(UserArtefactVictim):
     def missing_hint(self, missing: frozenset[str], setting: str) -> str:
         return (
             "a sample set has no latent space to search and no discriminator. With samples only, use "
-            "setting=fullbb or setting=montecarlo; for whitebox or partialbb bring the generator itself "
-            "(victim=generator victim.generator._target_=... victim.weights=...)"
+            "setting=fullbb or setting=montecarlo (or setting=domias, with queries.reference); for whitebox or "
+            "partialbb bring the generator itself (victim=generator victim.generator._target_=... victim.weights=...)"
         )
 
     def _load_records(self) -> Records:
@@ -131,6 +131,7 @@ class SampleSetVictim(UserArtefactVictim):
 
     def check_fits(self, setting_class: type, queries: Queries) -> None:
         self.records(queries)
+        self.check_reference(setting_class, queries)
 
     def networks(self, setting_class: type, queries: Queries) -> Networks:
         return Networks(generator=StoredSampleGenerator(self.records(queries).data))
@@ -138,7 +139,7 @@ class SampleSetVictim(UserArtefactVictim):
     def identity(self, setting_class: type) -> dict:
         if self._records is None:
             raise RuntimeError("the samples are read by check_fits before the identity is asked")
-        return {"samples": sha256_tensors([("samples", self._records.data)])}
+        return {"samples": sha256_tensors([("samples", self._records.data)]), **self.reference_identity(setting_class)}
 
 
 def _shape_fix(stored: tuple[int, ...], wanted: tuple[int, ...]) -> str:
