@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor
 
+from ganleaks.attacks.nearest_neighbor import SampleBank, iterate_chunks
+
 
 class PCAProjection:
     """A PCA fitted on ``records (N, *shape)``: ``(x - mean) @ components`` to ``dims`` components.
@@ -82,15 +84,19 @@ class GaussianKDE:
 class DensityRatioAttack:
     """DOMIAS score ``log p_G(x) - log p_R(x)`` (higher = member), both densities in one PCA of the reference.
 
+    Both densities are fitted once, here; scoring only evaluates them.
+
     Args:
-        generated: ``(k, *shape)`` generated samples.
+        generated: ``(k, *shape)`` generated samples, or a :class:`SampleBank` (projected a chunk at a
+            time, so the k samples are never held in memory at once).
         reference: ``(R, *shape)`` reference records, disjoint from every query.
         dims: PCA components (fitted on ``reference``); None: the records' own features.
     """
 
-    def __init__(self, generated: Tensor, reference: Tensor, dims: int | None) -> None:
+    def __init__(self, generated: Tensor | SampleBank, reference: Tensor, dims: int | None) -> None:
         self.projection = PCAProjection(reference, dims)
-        self.generated = GaussianKDE(self.projection(generated))
+        coordinates = [self.projection(chunk) for _, chunk in iterate_chunks(generated)]
+        self.generated = GaussianKDE(torch.cat(coordinates))
         self.reference = GaussianKDE(self.projection(reference))
 
     def score(self, x: Tensor) -> Tensor:

@@ -2,7 +2,7 @@
 
 :mod:`.base` holds the interface every setting implements and the registry helpers; each setting
 lives in its own module: :mod:`.full_black_box`, :mod:`.reconstruction` (partial black-box and
-white-box), :mod:`.discriminator`, :mod:`.monte_carlo`.
+white-box), :mod:`.discriminator`, :mod:`.monte_carlo`, :mod:`.density_ratio` (DOMIAS).
 """
 
 from ganleaks.settings.base import (
@@ -14,6 +14,7 @@ from ganleaks.settings.base import (
     engine_class,
     setting_parameters,
 )
+from ganleaks.settings.density_ratio import DensityRatioEngine
 from ganleaks.settings.discriminator import DiscriminatorEngine
 from ganleaks.settings.full_black_box import FullBlackBoxEngine
 from ganleaks.settings.monte_carlo import MonteCarloEngine
@@ -23,6 +24,7 @@ __all__ = [
     "AttackConfigError",
     "AttackEngine",
     "BatchResult",
+    "DensityRatioEngine",
     "DiscriminatorEngine",
     "FullBlackBoxEngine",
     "MonteCarloEngine",

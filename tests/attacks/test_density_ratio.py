@@ -18,6 +18,15 @@ def test_log_density_matches_scipy_gaussian_kde():
     np.testing.assert_allclose(ours, theirs, rtol=1e-6)
 
 
+def domias_kde_score(synthetic: np.ndarray, reference: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """The `domias` package's score with ``density_estimator="kde"`` (``src/domias/evaluator.py``,
+    ``evaluate_performance``), on ``(n, d)`` rows: ``density_gen = gaussian_kde(synthetic.T)``,
+    ``density_data = gaussian_kde(reference.T)``, score ``density_gen(x.T) / (density_data(x.T) + 1e-30)``."""
+    density_gen = stats.gaussian_kde(synthetic.T)
+    density_data = stats.gaussian_kde(reference.T)
+    return density_gen(queries.T) / (density_data(queries.T) + 1e-30)
+
+
 def test_score_matches_domias_formula_on_the_same_representation():
     """The `domias` evaluator's p_G / p_R with scipy.stats.gaussian_kde, in our PCA coordinates: log-ratio to 1e-4."""
     g = torch.Generator().manual_seed(2)
@@ -25,9 +34,8 @@ def test_score_matches_domias_formula_on_the_same_representation():
     attack = DensityRatioAttack(generated, reference, dims=4)
     ours = attack.score(queries).numpy()
     project = attack.projection
-    p_g = stats.gaussian_kde(project(generated).numpy().T)(project(queries).numpy().T)
-    p_r = stats.gaussian_kde(project(reference).numpy().T)(project(queries).numpy().T)
-    np.testing.assert_allclose(ours, np.log(p_g / p_r), rtol=1e-4)
+    theirs = domias_kde_score(*(project(t).numpy() for t in (generated, reference, queries)))
+    np.testing.assert_allclose(ours, np.log(theirs), rtol=1e-4)
 
 
 def test_batch_invariance():
