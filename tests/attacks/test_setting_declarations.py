@@ -17,6 +17,7 @@ from ganleaks.parameters import Parameter
 from ganleaks.settings import (
     AttackConfigError,
     AttackEngine,
+    DensityRatioEngine,
     DiscriminatorEngine,
     FullBlackBoxEngine,
     MonteCarloEngine,
@@ -28,7 +29,14 @@ from ganleaks.settings.registry import describe_setting
 from tests.conftest import CONF, attack_overrides, compose_app
 from tests.userpkg.toy_setting import TOY_SETTING_YAML, BestOfRandomEngine
 
-BUILT_IN = (FullBlackBoxEngine, PartialBlackBoxEngine, WhiteBoxEngine, DiscriminatorEngine, MonteCarloEngine)
+BUILT_IN = (
+    FullBlackBoxEngine,
+    PartialBlackBoxEngine,
+    WhiteBoxEngine,
+    DiscriminatorEngine,
+    MonteCarloEngine,
+    DensityRatioEngine,
+)
 
 
 @pytest.mark.parametrize("cls", BUILT_IN, ids=lambda cls: cls.__name__)
@@ -41,8 +49,9 @@ def test_the_declared_order_is_the_papers():
     """Attacker knowledge, the baseline last: what the reports' columns and legends follow."""
     names = [path.stem for path in (CONF / "setting").glob("*.yaml")]
     ordered = sorted((describe_setting(name) for name in names), key=lambda info: info.rank)
-    assert [info.name for info in ordered] == ["fullbb", "partialbb", "whitebox", "discriminator", "montecarlo"]
-    assert {info.name for info in ordered if info.uses_k} == {"fullbb", "montecarlo"}
+    names = [info.name for info in ordered]
+    assert names == ["fullbb", "partialbb", "whitebox", "discriminator", "domias", "montecarlo"]
+    assert {info.name for info in ordered if info.uses_k} == {"fullbb", "montecarlo", "domias"}
 
 
 def test_a_run_recorded_with_an_old_engine_path_or_an_unknown_setting_is_still_described():
