@@ -57,3 +57,17 @@ def _auc(copied: bool) -> float:
 def test_memorised_members_are_found_and_independent_samples_are_not():
     assert _auc(copied=True) > 0.7
     assert abs(_auc(copied=False) - 0.5) < 0.12
+
+
+def test_the_randomised_pca_of_large_records_spans_the_exact_components(monkeypatch):
+    """Beyond EXACT_SVD_LIMIT the PCA is randomised: its top components are the exact SVD's (up to sign)."""
+    from ganleaks.attacks.density_ratio import PCAProjection
+
+    g = torch.Generator().manual_seed(6)
+    scales = torch.logspace(1, -1, 40, dtype=torch.float64)  # distinct variances: a well-defined top 5
+    records = torch.randn(300, 40, generator=g, dtype=torch.float64) * scales
+    exact = PCAProjection(records, dims=5).components
+    monkeypatch.setattr(PCAProjection, "EXACT_SVD_LIMIT", 10)
+    randomised = PCAProjection(records, dims=5).components
+    assert randomised is not None and exact is not None
+    torch.testing.assert_close((randomised.T @ exact).abs(), torch.eye(5, dtype=torch.float64), atol=1e-3, rtol=0)
