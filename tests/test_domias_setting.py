@@ -100,7 +100,7 @@ def test_a_training_run_is_scored_against_its_split_reference_part(victim_root):
         assert (out_dir / name).is_file(), name
     assert (metrics["setting"], metrics["k"], metrics["n_members"], metrics["n_nonmembers"]) == ("domias", 256, 24, 24)
     assert 0.0 <= metrics["auc"] <= 1.0
-    assert json.loads((out_dir / "run.json").read_text())["config"]["setting"]["dims"] == 5
+    assert json.loads((out_dir / "run.json").read_text())["config"]["setting"]["dims"] == 10
 
     # The same score from the split's reference part and the generator's k seeded samples, by hand.
     cfg, _ = compose_app("attack", victim_root, DOMIAS)
@@ -110,7 +110,7 @@ def test_a_training_run_is_scored_against_its_split_reference_part(victim_root):
     reference = sample_set.data[sample_set.positions(manifest.ids("reference"))]
     bank = make_sample_bank(load_generator(run_dir), 256, seed=int(cfg.seed), chunk_size=int(cfg.setting.chunk_size))
     with torch.no_grad():
-        expected = DensityRatioAttack(bank, reference, dims=5)
+        expected = DensityRatioAttack(bank, reference, dims=10)
     rows = _rows(out_dir)
     ids = torch.tensor([int(row["id"]) for row in rows])
     assert not set(ids.tolist()) & set(manifest.parts["reference"])  # no query is a reference record
