@@ -174,6 +174,31 @@ def test_reference_records_that_hold_a_query_are_refused(user_files, tmp_path):
     assert not list(tmp_path.rglob("scores.csv"))
 
 
+def test_changed_reference_records_are_not_mixed_into_a_resumed_attack(user_files, tmp_path):
+    reference = tmp_path / "reference"
+    _folder(reference, np.random.default_rng(1).integers(0, 256, size=(40, 16, 16), dtype=np.uint8))
+    files = {**user_files, "mine": reference}
+    overrides = [*DOMIAS, "victim=samples", f"victim.path={user_files['samples']}", *_queries(files, "mine")]
+    _, out_dir = _attack(tmp_path, overrides)
+    Image.fromarray(np.zeros((16, 16), dtype=np.uint8) + 7).save(reference / "0000.png")  # same path, new contents
+    with pytest.raises(AttackConfigError, match=r"the reference records \(queries.reference.*changed since"):
+        _attack(tmp_path, [*overrides, f"hydra.run.dir={out_dir}"])
+
+
+def test_ganleaks_audit_takes_the_reference_records_as_a_key(user_files, tmp_path):
+    import ganleaks
+
+    result = ganleaks.audit(
+        "domias",
+        samples=str(user_files["samples"]),
+        members=str(user_files["members"]),
+        nonmembers=str(user_files["nonmembers"]),
+        out_dir=tmp_path / "audit",
+        **{"queries.reference": str(user_files["reference"]), "setting.k": 256},
+    )
+    assert result.metrics["setting"] == "domias" and result.metrics["auc"] > 0.9
+
+
 # ---------------------------------------------------------------------------------- the engine
 
 
@@ -194,6 +219,11 @@ def test_the_engine_loss_is_minus_the_log_of_the_domias_formula_and_per_query():
     theirs = domias_kde_score(*(project(t).numpy() for t in (used, reference, queries)))
     np.testing.assert_allclose(-loss.double().numpy(), np.log(theirs), rtol=1e-4)
     torch.testing.assert_close(engine.losses(queries[7:11], torch.arange(7, 11)).loss, loss[7:11])
+    broken = queries.clone()
+    broken[3, 0, 0, 0] = float("nan")
+    result = engine.losses(broken, torch.arange(30))
+    assert torch.isnan(result.loss[3]) and result.status[3] != 0 and result.status.count_nonzero() == 1
+    torch.testing.assert_close(result.loss[4:], loss[4:])
 
 
 def test_the_setting_declares_what_it_needs():

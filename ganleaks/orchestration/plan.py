@@ -404,6 +404,8 @@ def describe_change(name: str, old, new) -> str:
             what = f"the contents of the {rest}'s weights (victim.{key})"
         elif rest == "samples":
             what = "the samples' contents (victim.path / calibration.path)"
+        elif rest == "reference_records":
+            what = "the reference records (queries.reference, or the split's reference part)"
         else:
             what = f"the contents of the model's {rest or 'weights files'}"
     elif first in ("setting", "distance"):

@@ -97,5 +97,6 @@ class DensityRatioEngine(AttackEngine):
     @torch.no_grad()
     def losses(self, x: Tensor, ids: Tensor) -> BatchResult:
         bad = non_finite_queries(x)
-        loss, status = status_and_values(-self.attack.score(searchable(x, bad)).float(), bad)
+        score = self.attack.score(searchable(x, bad)).float()  # fitted on the CPU, in float64
+        loss, status = status_and_values(-score, bad.cpu())
         return BatchResult(loss.cpu(), loss.cpu(), None, status.cpu())
