@@ -15,6 +15,7 @@ DIGEST_RESOLVER = "ganleaks_digest"
 FINGERPRINT_RESOLVER = "ganleaks_fingerprint"
 SWEPT_RESOLVER = "ganleaks_swept"
 EXPAND_RESOLVER = "ganleaks_expand"
+DRAW_RESOLVER = "ganleaks_draw_tag"
 # Keys of a node that name or describe it without changing a score: left out of its fingerprint (and
 # ``name`` / ``digest`` / ``variant`` are the names this fingerprint makes: hashing them would recurse).
 NOT_SCORED = frozenset({"name", "digest", "variant", "privacy", "null_control"})
@@ -122,14 +123,25 @@ def expand_folder_overrides(overrides: list[str]) -> list[str]:
     return expanded
 
 
+def reference_draw_tag(draw: Any, fraction: Any) -> str:
+    """The part tag's suffix of one of several reference models (``data.reference_draw``): ``-f0.5-draw3``
+    for draw 3 on a random half of the reference part; ``""`` without a draw (the whole reference part,
+    calibration=reference), so that the folder of a single reference model keeps its name. train.py names
+    the folder with it (conf/paths/default.yaml) and calibration=references finds the folders with it."""
+    if draw is None:
+        return ""
+    return f"-f{float(fraction):g}-draw{int(draw)}"
+
+
 def register_resolvers() -> None:
     """Register ``${ganleaks_digest:...}``, ``${ganleaks_fingerprint:...}``, ``${ganleaks_swept:}`` (conf/victim/)
-    and ``${ganleaks_expand:...}`` (conf/paths/); idempotent."""
+    ``${ganleaks_expand:...}`` and ``${ganleaks_draw_tag:...}`` (conf/paths/); idempotent."""
     for name, function in (
         (DIGEST_RESOLVER, short_digest),
         (FINGERPRINT_RESOLVER, config_fingerprint),
         (SWEPT_RESOLVER, swept_suffix),
         (EXPAND_RESOLVER, expand_path),
+        (DRAW_RESOLVER, reference_draw_tag),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

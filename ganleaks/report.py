@@ -160,6 +160,33 @@ PIVOT_BLOCKS = {"auc": "auc", "tpr": "tpr_at_fpr_0.01"}
 DOC_BLOCKS = (*PIVOT_BLOCKS, "claims", "numbers")
 
 
+def privacy_audit_markdown(rows: Sequence[dict]) -> str:
+    """The privacy audits among the runs (``audit=canaries``): per run, the canaries, the guesses, the two
+    epsilon lower bounds (one-run; Gaussian-DP, which tests the claim read as a Gaussian-DP one), the claimed
+    epsilon at its delta and the verdict; empty when no run audited (docs/PRIVACY_AUDIT.md)."""
+    audited = [row for row in rows if row.get("privacy_audit")]
+    if not audited:
+        return ""
+    lines = [
+        "| data | model | privacy | setting | calibration | seed | canaries (in) | guesses (correct) | "
+        "eps lower bound, one-run | eps lower bound, Gaussian-DP | claimed eps (delta) | verdict | run |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for row in audited:
+        audit = row["privacy_audit"]
+        claimed = audit.get("claimed_epsilon")
+        claim = f"{claimed:.2f} ({audit.get('delta'):g})" if isinstance(claimed, (int, float)) else "none"
+        lines.append(
+            f"| {row.get('data')} | {row.get('model')} | {row.get('privacy')} | {row.get('setting')} | "
+            f"{row.get('calibration')} | {row.get('seed')} | {audit.get('m')} ({audit.get('n_included')}) | "
+            f"{audit.get('guesses')} ({audit.get('correct')}) | {audit.get('epsilon_lower_bound_one_run', 0):.2f} | "
+            f"{audit.get('epsilon_lower_bound_gdp', 0):.2f} | {claim} | {audit.get('verdict')} | {row.get('run_dir')} |"
+        )
+    level = {row["privacy_audit"].get("alpha") for row in audited}
+    note = ", ".join(f"{1 - a:.0%}" for a in sorted(level) if isinstance(a, (int, float)))
+    return "\n".join(lines) + f"\n\nBounds at confidence {note} (audit.alpha), valid over the guess grid.\n"
+
+
 def doc_blocks(report: Report, block: str, doc: Path) -> list[tuple[str, str]]:
     """The blocks of ``doc`` a report fills: ``block`` (every run, required) and, where the
     document has their markers, ``block-auc`` / ``block-tpr`` (the pivot tables), ``block-claims``
@@ -210,6 +237,10 @@ def build_report(
         if report.blocks[name]:
             (out / f"{name}.md").write_text(report.blocks[name])
             report.files[name] = out / f"{name}.md"
+    report.blocks["privacy_audit"] = privacy_audit_markdown(rows)
+    if report.blocks["privacy_audit"]:
+        (out / "privacy_audit.md").write_text(report.blocks["privacy_audit"])
+        report.files["privacy_audit"] = out / "privacy_audit.md"
     results, notes = worst_case(rows)
     report.blocks["worst_case"] = worst_case_markdown(results, notes)
     if report.blocks["worst_case"]:

@@ -21,6 +21,7 @@ from ganleaks.data.canaries import (
     save_canaries,
 )
 from ganleaks.data.loading import load_sample_set, prepare_split, write_trained_on
+from ganleaks.data.training_set import draw_seed, draw_subset
 from ganleaks.errors import another_run_folder
 from ganleaks.parameters import check_int, check_seed
 from ganleaks.third_party_output import silence_third_party_noise
@@ -54,6 +55,28 @@ def _check_split_config(data_cfg: DictConfig) -> None:
             raise ValueError(f"data.{key}={size!r} is invalid: set data.{key} to an integer {least}")
 
 
+def _check_reference_draw(data_cfg: DictConfig) -> int | None:
+    """``data.reference_draw`` (one of several reference models, calibration=references) and its
+    ``data.reference_fraction``, checked before any data is read; the draw, or None."""
+    draw = data_cfg.get("reference_draw")
+    if draw is None:
+        return None
+    if isinstance(draw, bool) or not isinstance(draw, int) or draw < 0:
+        raise ValueError(f"data.reference_draw={draw!r}: an integer >= 0 (which reference model), or null")
+    if data_cfg.part != "reference":
+        raise ValueError(
+            f"data.reference_draw={draw} picks one of several reference models, trained on the reference part: "
+            f"train it with data.part=reference (not {data_cfg.part}), or drop data.reference_draw"
+        )
+    fraction = data_cfg.get("reference_fraction", 0.5)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ValueError(
+            f"data.reference_fraction={fraction!r}: the fraction of the reference part each reference model trains "
+            "on, in (0, 1] (0.5: LiRA's random halves)"
+        )
+    return int(draw)
+
+
 def train(cfg: DictConfig, run_dir: str | Path):
     """Train the model ``cfg`` describes on ``cfg.data.part`` and export it into ``run_dir``.
 
@@ -63,9 +86,11 @@ def train(cfg: DictConfig, run_dir: str | Path):
 
     _check_split_config(cfg.data)
     check_train_config(cfg)
+    draw = _check_reference_draw(cfg.data)
     run_dir = Path(run_dir)
     silence_third_party_noise()
-    pl.seed_everything(cfg.seed, workers=True)
+    # One of several reference models: its own initialisation and shuffle (the split stays the seed's).
+    pl.seed_everything(cfg.seed if draw is None else draw_seed(cfg.seed, draw), workers=True)
     sample_set = load_sample_set(cfg.data)
     # The victim, its Trainer and loggers, built and checked once: user errors before anything is written.
     victim = prepare_victim(cfg, sample_set.shape, sample_set.kind, run_dir)
@@ -74,7 +99,12 @@ def train(cfg: DictConfig, run_dir: str | Path):
     run_dir.mkdir(parents=True, exist_ok=True)
     split = prepare_split(cfg.data, sample_set, cfg.seed, run_dir)
     data = cast(dict, OmegaConf.to_container(cfg.data, resolve=True))  # recorded for attacks of this run
-    write_trained_on(run_dir, cfg.data.part, split, data, cfg.model.name)
+    subset = None
+    if draw is not None:  # a random subset of the reference part, drawn by (seed, draw)
+        subset = draw_subset(split.ids(cfg.data.part), cfg.data.reference_fraction, cfg.seed, draw)
+    write_trained_on(
+        run_dir, cfg.data.part, split, data, cfg.model.name, ids=None if subset is None else subset.tolist()
+    )
     if canaries is not None:
         record_canaries(canaries, split, sample_set.name, run_dir)
     training_set = TrainingSet(
@@ -83,8 +113,9 @@ def train(cfg: DictConfig, run_dir: str | Path):
         part=cfg.data.part,
         batch_size=cfg.data.batch_size,
         num_workers=cfg.data.num_workers,
-        seed=cfg.seed,
+        seed=cfg.seed if draw is None else draw_seed(cfg.seed, draw),
         extra=None if canaries is None else canaries.included_records(),
+        subset=subset,
     )
     log.info(
         "training %s on %d %s of %s (%s) -> %s",

@@ -287,6 +287,11 @@ def test_a_memorising_victim_without_dp_gives_a_bound_well_above_zero(tmp_path):
     assert audit["sentence"] in (out_dir / "summary.html").read_text()
     assert f"privacy audit of 32 canaries: {audit['sentence']}" in result_lines(metrics, "discriminator", "none")
     assert json.loads((out_dir / "metrics.json").read_text())["privacy_audit"] == audit
+    from ganleaks.report import build_report
+
+    table = build_report([out_dir], tmp_path / "report", wandb="off").blocks["privacy_audit"]
+    bounds = f"| {audit['epsilon_lower_bound_one_run']:.2f} | {audit['epsilon_lower_bound_gdp']:.2f} | none | no claim"
+    assert bounds in table and (tmp_path / "report" / "privacy_audit.md").read_text() == table
 
 
 @pytest.mark.slow

@@ -415,3 +415,30 @@ def test_a_published_study_finds_its_victims_under_the_new_root(tmp_path, monkey
     assert report_module.resolve_victim_dir(recorded, own) == victim.resolve()
     assert report_module.resolve_victim_dir(recorded, attack) == victim.resolve()
     assert report_module.resolve_victim_dir("outputs/cpu_size/train/toy/dcgan/n256/seed0", own) is None
+
+
+def test_the_privacy_audit_table_lists_each_audit_with_its_claim():
+    from ganleaks.report import privacy_audit_markdown
+
+    audit = {
+        "m": 1000,
+        "n_included": 497,
+        "guesses": 100,
+        "correct": 90,
+        "epsilon_lower_bound_one_run": 1.63,
+        "epsilon_lower_bound_gdp": 2.46,
+        "claimed_epsilon": 1.0,
+        "delta": 1e-5,
+        "alpha": 0.05,
+        "verdict": "claim falsified",
+    }
+    rows = [
+        {"data": "digits", "model": "dpgan", "privacy": "dp", "setting": "discriminator", "calibration": "none",
+         "seed": 0, "run_dir": "a", "privacy_audit": audit},
+        {"data": "digits", "model": "dcgan", "privacy": "none", "setting": "fullbb", "calibration": "none",
+         "seed": 0, "run_dir": "b", "privacy_audit": None},
+    ]  # fmt: skip
+    table = privacy_audit_markdown(rows)
+    assert "| 1000 (497) | 100 (90) | 1.63 | 2.46 | 1.00 (1e-05) | claim falsified | a |" in table
+    assert "| b |" not in table and "confidence 95%" in table
+    assert privacy_audit_markdown(rows[1:]) == ""

@@ -201,11 +201,14 @@ def test_the_verdicts_say_what_the_runs_give(reports):
 
 def _train_records() -> dict[tuple[str, str], dict]:
     """``{(model folder, part): run.json}`` of every training run of the studies (seed 0: the one the text times;
-    results/quickstart is the README's, tests/test_readme_quickstart.py)."""
+    results/quickstart is the README's, tests/test_readme_quickstart.py). The reference draws
+    (``reference_n<N>-f<frac>-draw<d>``) belong to the references study, whose generated block states their
+    times from the same records (tests/test_reference_study.py)."""
     return {
         (path.parents[2].name, path.parents[1].name): json.loads(path.read_text())
         for study in STUDIES
         for path in sorted((ROOT / "results" / study).glob("train/*/*/*/seed0/run.json"))
+        if "-draw" not in path.parents[1].name
     }
 
 
@@ -273,7 +276,11 @@ def test_experiments_costs_are_the_runs_records(reports):
     sigmas = sorted({row["noise_multiplier"] for row in dp_rows if row.get("noise_multiplier") is not None})
     epsilons = [row["epsilon"] for row in dp_rows if row.get("epsilon") is not None]
     victims = {row["victim_run_dir"] for row in dp_rows}
-    references = sorted((ROOT / "results" / "cpu_dp" / "train").glob("*/*/reference_*"))
+    references = [  # the study's own reference models (the draws are the references study's)
+        path
+        for path in sorted((ROOT / "results" / "cpu_dp" / "train").glob("*/*/reference_*"))
+        if "-draw" not in path.name
+    ]
     expected += [
         f"noise multiplier {', '.join(f'{sigma:g}' for sigma in sigmas)} "
         f"(epsilon about {max(epsilons):.3g} to {min(epsilons):.3g}): {len(sigmas)} victims, "

@@ -72,12 +72,18 @@ def prepare_split(data_cfg: DictConfig, sample_set: SampleSet, seed: int, run_di
 
 
 def write_trained_on(
-    run_dir: str | Path, part: str, split: MembershipSplit, data: dict | None = None, model: str | None = None
+    run_dir: str | Path,
+    part: str,
+    split: MembershipSplit,
+    data: dict | None = None,
+    model: str | None = None,
+    ids: list[int] | None = None,
 ) -> None:
     """Record what a model trained on: the split part and its ids (so attacks can refuse overlapping
     references), the resolved ``data`` config (so an attack of this run loads the same data without
-    being told) and the model's name."""
-    record: dict = {"part": part, "dataset": split.dataset, "ids": split.parts[part]}
+    being told) and the model's name. ``ids``: the subset of the part it trained on (one of several
+    reference models, ``data.reference_draw``); None: the whole part."""
+    record: dict = {"part": part, "dataset": split.dataset, "ids": split.parts[part] if ids is None else ids}
     if data is not None:
         record["data"] = data
     if model is not None:

@@ -37,6 +37,8 @@ class TrainingSet:
         seed: seeds the training shuffle.
         extra: records trained on beside the part (the included canaries, ``ganleaks.data.canaries``);
             their ids must not be in the part.
+        subset: the ids of the part to train on (one of several reference models, each on its own random
+            subset: :func:`draw_subset`); None trains on the whole part. Each must be in the part.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class TrainingSet:
         num_workers: int = 0,
         seed: int = 0,
         extra: SampleSet | None = None,
+        subset: torch.Tensor | None = None,
     ) -> None:
         if part not in PARTS:
             raise ValueError(f"data.part must be one of {PARTS}, got {part!r}")
@@ -60,6 +63,10 @@ class TrainingSet:
         ids = split.ids(part)
         if len(ids) == 0:
             raise ValueError(f"the {part!r} part of the split is empty; raise its size in the data config")
+        if subset is not None:
+            if len(subset) == 0 or not torch.isin(subset, ids).all():
+                raise ValueError(f"a training subset must be a non-empty subset of the {part!r} part's ids")
+            ids = torch.sort(subset).values
         records = sample_set.select(ids)
         if extra is not None and len(extra):
             if torch.isin(extra.ids, ids).any():
@@ -98,3 +105,20 @@ class TrainingSet:
             generator=torch.Generator().manual_seed(self.seed),
             persistent_workers=self.num_workers > 0,
         )
+
+
+def draw_subset(ids: torch.Tensor, fraction: float, seed: int, draw: int) -> torch.Tensor:
+    """The sorted ids of reference model ``draw``: ``round(fraction * len(ids))`` (at least 1) of ``ids``
+    drawn without replacement by a generator seeded with ``(seed, draw)``, so that every draw of a run's
+    reference models has its own subset and each record is in about ``fraction`` of them (LiRA's
+    reference models, Carlini et al. 2022)."""
+    size = max(1, round(float(fraction) * len(ids)))
+    generator = torch.Generator().manual_seed(draw_seed(seed, draw))
+    return torch.sort(ids[torch.randperm(len(ids), generator=generator)[:size]]).values
+
+
+def draw_seed(seed: int, draw: int) -> int:
+    """One 32-bit seed for the pair ``(seed, draw)`` (numpy's SeedSequence: no two pairs share a stream)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), int(draw)]).generate_state(1)[0])

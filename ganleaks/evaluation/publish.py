@@ -5,6 +5,7 @@
 What a reader needs to check or re-use the results, and nothing that is large or machine-bound:
 
 * every attack run (a folder with ``metrics.json``): ``metrics.json``, ``scores.csv``, ``run.json``,
+  ``reference_losses.csv`` (several reference models),
   ``attack.log`` and ``.hydra/config.yaml`` / ``.hydra/overrides.yaml``;
 * every trained model (a folder with ``trained_on.json``): the exported weights (``*.safetensors``)
   with their JSON (``generator.json``, ``manifest.json``, ``privacy.json``, ``quality.json``, ...),
@@ -32,7 +33,15 @@ from ganleaks.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-ATTACK_FILES = ("metrics.json", "scores.csv", "run.json", "attack.log", ".hydra/config.yaml", ".hydra/overrides.yaml")
+ATTACK_FILES = (
+    "metrics.json",
+    "scores.csv",
+    "reference_losses.csv",  # calibration=references: each reference model's loss per query
+    "run.json",
+    "attack.log",
+    ".hydra/config.yaml",
+    ".hydra/overrides.yaml",
+)
 MODEL_PATTERNS = ("*.safetensors", "*.json", "train.log")
 _LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+\]")
 

@@ -122,6 +122,16 @@ def _read_json(path: Path) -> dict | None:
     return value
 
 
+def _calibration_label(name: Any, metrics: dict) -> Any:
+    """The calibration as the tables show it: ``references`` with its R and transform (``references R=4``,
+    ``references R=8 log``), so that a sweep over R is told apart; the others as recorded."""
+    fit = metrics.get("references")
+    if name != "references" or not isinstance(fit, dict) or fit.get("num_references") is None:
+        return name
+    transform = fit.get("transform")
+    return f"references R={fit['num_references']}" + ("" if transform in (None, "none") else f" {transform}")
+
+
 def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     """One table row: the run's metrics, what it attacked and how (its recorded facts) and the victim's quality."""
     run_dir = Path(run_dir)
@@ -147,7 +157,9 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
         "train_size": fact("train_size", _select(cfg, "data.train_size")),
         "setting": fact("setting", metrics.get("setting", _select(cfg, "setting.name"))),
         "setting_target": _select(cfg, "setting._target_"),  # its engine class, to describe it
-        "calibration": fact("calibration", metrics.get("calibration", _select(cfg, "calibration.name"))),
+        "calibration": _calibration_label(
+            fact("calibration", metrics.get("calibration", _select(cfg, "calibration.name"))), metrics
+        ),
         "distance": fact("distance", metrics.get("distance", _select(cfg, "distance.name"))),
         "k": fact("k", _select(cfg, "setting.k")),
         "seed": fact("seed", metrics.get("seed", _select(cfg, "seed"))),
@@ -166,6 +178,8 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     for key in INTERVAL_KEYS:  # absent in runs from before intervals: no interval, no band
         row[f"{key}_ci"] = _interval(metrics.get(f"{key}_ci"))
     row["not_estimable"] = metrics.get("not_estimable") or {}
+    audit = metrics.get("privacy_audit")
+    row["privacy_audit"] = audit if isinstance(audit, dict) else None  # audit=canaries: the epsilon bounds
     victim_dir = resolve_victim_dir(row["victim_run_dir"], run_dir)
     if victim_dir is not None:
         if row["epsilon"] is None:

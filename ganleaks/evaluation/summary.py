@@ -260,7 +260,15 @@ def render_summary(run_dir: str | os.PathLike) -> str:
     calibration = run.get("calibration")
     info = setting_info(run)
     threat = info.description
-    if calibration and calibration != "none":
+    fit = metrics.get("references")
+    if isinstance(fit, dict) and fit.get("num_references"):
+        variance = "one shared variance" if fit.get("variance") == "shared" else "each query's own variance"
+        threat += (
+            f" Scores are each query's offline likelihood-ratio test against its losses on {fit['num_references']} "
+            f"reference models trained on data disjoint from the queries (a Gaussian fit, {variance}; "
+            'reference_losses.csv; docs/ATTACKS.md, "Several reference models").'
+        )
+    elif calibration and calibration != "none":
         threat += " Scores are calibrated with a reference model trained on data disjoint from the queries (eq. 11)."
 
     found = verdict_of(metrics)

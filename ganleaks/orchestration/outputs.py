@@ -35,6 +35,7 @@ from ganleaks.settings.base import AttackEngine
 from ganleaks.status import STATUS_NAMES
 
 SCORES_HEADER = ["id", "member", "victim_loss", "reference_loss", "score", "status"]
+REFERENCE_LOSSES_CSV = "reference_losses.csv"  # calibration=references: each reference model's loss per query
 
 
 @dataclass
@@ -44,11 +45,15 @@ class QueryScores:
     Attributes:
         ids, labels: the queries (1 = member).
         victim_loss: L(x, R(x|G_victim)) (or the setting's loss); NaN where the query failed.
-        reference_loss: the same on the reference model, or None without calibration.
-        score: the membership score, -(victim_loss - reference_loss): higher = member.
+        reference_loss: the same on the reference model, or None without calibration (several reference
+            models: their mean; each one's in ``reference_losses``).
+        score: the membership score, -(victim_loss - reference_loss): higher = member (several reference
+            models: the offline LiRA score of ``fit``).
         status: int8 (:mod:`ganleaks.status`), the worse of the victim's and the reference's.
         names: the user's string id of each query (written to ``scores.csv`` and ``most_exposed.csv``
             instead of the integer ``ids``), or None.
+        reference_losses: ``calibration=references``: each reference model's loss by role, ``(N,)`` each.
+        fit: ``calibration=references``: the per-query Gaussian fit the score comes from.
     """
 
     ids: Tensor
@@ -58,6 +63,8 @@ class QueryScores:
     score: Tensor
     status: Tensor
     names: list[str] | None = None
+    reference_losses: dict[str, Tensor] | None = None
+    fit: Any = None  # orchestration.references.ReferenceFit
 
     def id_names(self) -> list[str]:
         """Each query's id as written to the outputs."""
@@ -88,6 +95,8 @@ def write_outputs(
         reconstructions: ``victim`` and ``reference``, where the engines made some.
     """
     write_scores(out_dir / "scores.csv", scores)
+    if scores.reference_losses is not None:
+        write_reference_losses(out_dir / REFERENCE_LOSSES_CSV, scores)
     write_run_record(out_dir, cfg, metrics)  # what these results were computed with, written with them
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1))
     plot_roc(scores.score, scores.labels, out_dir / "roc.png")
@@ -117,6 +126,28 @@ def write_scores(path: Path, scores: QueryScores) -> None:
                 "" if scores.reference_loss is None else _fmt(scores.reference_loss[i]),
                 _fmt(scores.score[i]),
                 STATUS_NAMES.get(int(scores.status[i]), "failed"),
+            ]
+        )
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_reference_losses(path: Path, scores: QueryScores) -> None:
+    """``reference_losses.csv`` (``calibration=references``): per query, each reference model's loss, the
+    fitted centre and spread (on the transform's scale) the score divides by; empty where a query failed."""
+    assert scores.reference_losses is not None and scores.fit is not None
+    roles = list(scores.reference_losses)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "member", *roles, "fit_mean", "fit_sigma"])
+    names = scores.id_names()
+    for i in range(len(scores.ids)):
+        writer.writerow(
+            [
+                names[i],
+                int(scores.labels[i]),
+                *(_fmt(scores.reference_losses[role][i]) for role in roles),
+                _fmt(scores.fit.mean[i]),
+                _fmt(scores.fit.sigma[i]),
             ]
         )
     atomic_write_text(path, buffer.getvalue())

@@ -25,6 +25,7 @@ from ganleaks.distances.distance import check_distance_config
 from ganleaks.errors import AttackConfigError, another_run_folder
 from ganleaks.evaluation.privacy_audit import guess_grid
 from ganleaks.io import UnsafeFileError, atomic_write_text, load_weights_only
+from ganleaks.orchestration.references import REFERENCE_ROLE, is_multi, reference_nodes, reference_roles
 from ganleaks.parameters import check_int, check_seed
 from ganleaks.settings.base import AttackEngine, check_calibration, check_setting, engine_class
 from ganleaks.victims.base import Victim, build_victim
@@ -41,7 +42,7 @@ class ModelRun:
     """One model that every query is scored against.
 
     Attributes:
-        role: ``"victim"`` or ``"reference"``.
+        role: ``"victim"``, ``"reference"``, or ``"reference-<d>"`` (one of ``calibration=references``).
         run_dir: what the model is (its run folder, weights file or sample set), for messages and records.
         setting: the ``conf/setting`` node whose engine runs on it.
         engine_class: the class that node names.
@@ -66,7 +67,8 @@ class AttackPlan:
     Attributes:
         sample_set: the attacked records.
         ids: ``(2n,)`` sorted query ids; labels ``(2n,)`` (1 = member); queries ``(2n, *shape)``.
-        runs: ``"victim"``, and ``"reference"`` when calibrating (in scoring order).
+        runs: ``"victim"``, and ``"reference"`` (or ``"reference-0"`` .. with several) when calibrating
+            (in scoring order).
         reference_attack: ``"whitebox"`` or ``"setting"`` (calibration only).
         query_names: the user's string id of each query (in the order of ``ids``), written to
             ``scores.csv``; None: the integer ids are the names (a training run's split).
@@ -187,21 +189,30 @@ def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[st
     reference_attack = None
     if cfg.calibration.enabled:
         check_calibration(victim_class, cfg.setting.get("name"), cfg.calibration.get("name"))
-        reference = build_victim(cfg.calibration.reference, "reference", objects.get("reference"))
         reference_setting, reference_attack = reference_plan(cfg, victim_class)
         reference_class = engine_class(reference_setting)
         if reference_attack == "whitebox":  # otherwise the victim's setting, checked above
             check_setting(reference_setting, "calibration.reference_setting")
-        reference.check_disjoint(queries, victim)  # first: a reference that may have seen a query is never used
-        reference.check_serves(reference_class, reference_setting.get("name"), f"calibration={cfg.calibration.name}")
-        reference.check_fits(reference_class, queries)
-        models["reference"] = (reference, reference_setting, reference_class)
+        if is_multi(cfg) and cfg.calibration.get("transform") == "log" and not victim_class.reconstructs:
+            raise AttackConfigError(
+                f"calibration.transform=log fits the log of the loss, which is a distance only for the reconstruction "
+                f"settings (fullbb, partialbb, whitebox); setting={cfg.setting.get('name')}'s loss can be <= 0: "
+                "use calibration.transform=none"
+            )
+        for role, node in _reference_nodes(cfg, objects):
+            reference = build_victim(node, "reference", objects.get(role))
+            reference.check_disjoint(queries, victim)  # first: a reference that may have seen a query is never used
+            where = f"calibration={cfg.calibration.name}"
+            reference.check_serves(reference_class, reference_setting.get("name"), where)
+            reference.check_fits(reference_class, queries)
+            models[role] = (reference, reference_setting, reference_class)
     if any(cls.reconstructs for _, _, cls in models.values()):
         check_distance(cfg, queries.sample_set)
     queried = queries_sha256(queries.ids, queries.labels)
     runs = {
         role: _model_run(cfg, out_dir, role, *model, queries.fingerprint, queried) for role, model in models.items()
     }
+    check_distinct_references(runs)
     for run in runs.values():
         check_resumable(run.batch_dir, run.resume_key)
     return AttackPlan(
@@ -216,6 +227,78 @@ def plan_attack(cfg: DictConfig, out_dir: Path, objects: Mapping[str, Mapping[st
     )
 
 
+def _reference_nodes(cfg: DictConfig, objects: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, DictConfig]]:
+    """The calibration's reference models by role: ``reference`` (one, the paper's), or ``reference-0 ..``
+    (``calibration=references``: :func:`~ganleaks.orchestration.references.reference_nodes`)."""
+    if not is_multi(cfg):
+        return [(REFERENCE_ROLE, cfg.calibration.reference)]
+    if objects.get(REFERENCE_ROLE):
+        raise AttackConfigError(
+            "calibration=references takes its reference models from training runs (calibration.run_dirs or the "
+            "draws' folders); a reference given as a Python object serves calibration=reference only"
+        )
+    return reference_nodes(cfg)
+
+
+def _architecture(run: ModelRun) -> str | None:
+    """The networks a training run exported (class and keyword arguments of each ``<part>.json``), or None."""
+    run_dir = getattr(run.victim, "run_dir", None)
+    if run_dir is None:
+        return None
+    specs = {}
+    for part in ("generator", "discriminator"):
+        path = Path(run_dir) / f"{part}.json"
+        try:
+            spec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(spec, dict):
+            specs[part] = {"class": spec.get("class"), "kwargs": spec.get("kwargs")}
+    return json.dumps(specs, sort_keys=True) if specs else None
+
+
+def _same_classes(first: str, second: str) -> bool:
+    """Two :func:`_architecture` records name the same network classes (whatever their sizes)."""
+    one, other = json.loads(first), json.loads(second)
+    return {k: v["class"] for k, v in one.items()} == {k: v["class"] for k, v in other.items()}
+
+
+def check_distinct_references(runs: Mapping[str, ModelRun]) -> None:
+    """Several reference models must be different trainings of one architecture: two with the same weights
+    are one model counted twice, which would shrink the spread the score divides by (and claim an R it does
+    not have); two architectures would mix two loss distributions into one Gaussian."""
+    roles = reference_roles(runs)
+    if len(roles) > 1:
+        architectures = {role: _architecture(runs[role]) for role in roles}
+        first = architectures[roles[0]]
+        for role in roles[1:]:
+            if architectures[role] != first:
+                raise AttackConfigError(
+                    f"{runs[role].run_dir} ({role}) has other networks than {runs[roles[0]].run_dir} ({roles[0]}) "
+                    f"(their generator.json / discriminator.json differ): the R reference models of one Gaussian fit "
+                    "must be one architecture trained R times; retrain the odd one with the others' model overrides"
+                )
+        victim = _architecture(runs["victim"]) if "victim" in runs else None
+        if victim is not None and first is not None and _same_classes(victim, first) and victim != first:
+            log.warning(
+                "the reference models (%s, ...) are the victim's networks (%s) with other sizes: a reference "
+                "model is meant to be trained as the victim was (paper 5.6); pass the victim's model overrides "
+                "(e.g. model.nets.image.generator.base_channels) when training them",
+                runs[roles[0]].run_dir,
+                runs["victim"].run_dir,
+            )
+    seen: dict[str, str] = {}
+    for role in roles:
+        identity = json.dumps(runs[role].resume_key["model_sha256"], sort_keys=True)
+        if identity in seen:
+            raise AttackConfigError(
+                f"{runs[seen[identity]].run_dir} ({seen[identity]}) and {runs[role].run_dir} ({role}) hold the same "
+                "weights: calibration=references needs R different reference models (trained on different draws "
+                "of the reference data: python train.py -m data.part=reference data.reference_draw=0,1,2,3)"
+            )
+        seen[identity] = role
+
+
 def reference_plan(cfg: DictConfig, victim_class: type[AttackEngine]) -> tuple[DictConfig, str]:
     """How queries are reconstructed on the reference model: ``(setting node, "whitebox" | "setting")``.
 
@@ -224,7 +307,8 @@ def reference_plan(cfg: DictConfig, victim_class: type[AttackEngine]) -> tuple[D
     ``calibration.reference_attack=setting`` runs the attack's own engine on G_r instead. The
     discriminator and Monte-Carlo settings do not reconstruct: their reference is the same attack on G_r.
     """
-    mode = cfg.calibration.get("reference_attack") or "whitebox"
+    # null: white-box on reference models made here; sample sets have nothing to reconstruct on
+    mode = cfg.calibration.get("reference_attack") or ("setting" if cfg.calibration.get("sample_sets") else "whitebox")
     if mode not in REFERENCE_ATTACKS:
         raise AttackConfigError(
             f"calibration.reference_attack={mode!r}: choose whitebox (reconstruct on the reference "
@@ -296,7 +380,7 @@ def _model_run(
     fingerprint: str,
     queried: str,
 ) -> ModelRun:
-    shared = role == "reference" and bool(cfg.calibration.get("cache_dir"))
+    shared = role in reference_roles([role]) and bool(cfg.calibration.get("cache_dir"))
     key = resume_key(cfg, setting, cls.reconstructs, victim.identity(cls), fingerprint, per_query=shared)
     if not shared:  # a shared cache is keyed per query: it serves any subset of the queries
         key["queries_sha256"] = queried

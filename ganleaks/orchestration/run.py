@@ -26,8 +26,9 @@ from ganleaks.evaluation.estimates import format_estimate, verdict
 from ganleaks.evaluation.metrics import membership_metrics
 from ganleaks.evaluation.privacy_audit import canary_audit
 from ganleaks.orchestration.calibration import align_by_id, calibrated_loss
-from ganleaks.orchestration.outputs import QueryScores, Reconstructions, write_outputs
+from ganleaks.orchestration.outputs import REFERENCE_LOSSES_CSV, QueryScores, Reconstructions, write_outputs
 from ganleaks.orchestration.plan import AttackPlan, ModelRun, claim_batch_dir, plan_attack
+from ganleaks.orchestration.references import REFERENCE_ROLE, fit_references, reference_roles
 from ganleaks.orchestration.run_record import attack_facts
 from ganleaks.orchestration.runner import score_queries
 from ganleaks.settings.base import AttackEngine, build_engine
@@ -54,9 +55,13 @@ def run_attack(cfg: DictConfig, out_dir: str | Path, objects: Mapping[str, Mappi
     rows, rank = _score(cfg, plan, engines)
     if rank != 0:
         return {}
-    scores = _query_scores(plan, rows)
+    scores = _query_scores(cfg, plan, rows)
     metrics = _metrics(cfg, plan, scores, out_dir, time.time() - started, engines["victim"].counts_used())
-    found = {role: Reconstructions(row["ids"], row["z"], engines[role]) for role, row in rows.items() if "z" in row}
+    found = {
+        role: Reconstructions(row["ids"], row["z"], engines[role])
+        for role, row in rows.items()
+        if "z" in row and role in ("victim", REFERENCE_ROLE)  # several references: none is shown
+    }
     write_outputs(cfg, out_dir, scores, metrics, plan.queries, found)
     log.info(
         "%s on %s: %s; AUC %s, TPR@1%%FPR %s (%d members, %d non-members, %d failed) -> %s",
@@ -108,17 +113,37 @@ def _score(cfg: DictConfig, plan: AttackPlan, engines: dict[str, AttackEngine]) 
     return rows, rank
 
 
-def _query_scores(plan: AttackPlan, rows: dict[str, dict]) -> QueryScores:
-    """Victim (and reference) rows aligned by id; calibrated (paper eq. 11) when there is a reference."""
+def _query_scores(cfg: DictConfig, plan: AttackPlan, rows: dict[str, dict]) -> QueryScores:
+    """Victim (and reference) rows aligned by id; calibrated (paper eq. 11) with one reference model, or
+    fitted per query (offline LiRA, :mod:`.references`) with several."""
     victim_loss = align_by_id(plan.ids, rows["victim"]["ids"], rows["victim"]["loss"])
     status = align_by_id(plan.ids, rows["victim"]["ids"], rows["victim"]["status"])
-    reference_loss = None
-    loss = victim_loss
-    if "reference" in rows:
-        reference_loss = align_by_id(plan.ids, rows["reference"]["ids"], rows["reference"]["loss"])
-        status = torch.maximum(status, align_by_id(plan.ids, rows["reference"]["ids"], rows["reference"]["status"]))
-        loss = calibrated_loss(victim_loss, reference_loss)
-    return QueryScores(plan.ids, plan.labels, victim_loss, reference_loss, -loss, status, plan.query_names)
+    roles = reference_roles(rows)
+    for role in roles:  # a query failed on any model has failed
+        status = torch.maximum(status, align_by_id(plan.ids, rows[role]["ids"], rows[role]["status"]))
+    if not roles:
+        return QueryScores(plan.ids, plan.labels, victim_loss, None, -victim_loss, status, plan.query_names)
+    losses = torch.stack([align_by_id(plan.ids, rows[role]["ids"], rows[role]["loss"]) for role in roles])
+    if roles == [REFERENCE_ROLE]:
+        loss = calibrated_loss(victim_loss, losses[0])
+        return QueryScores(plan.ids, plan.labels, victim_loss, losses[0], -loss, status, plan.query_names)
+    fit = fit_references(
+        victim_loss,
+        losses,
+        str(cfg.calibration.get("transform", "none")),
+        int(cfg.calibration.per_query_variance_from),
+    )
+    return QueryScores(
+        plan.ids,
+        plan.labels,
+        victim_loss,
+        losses.nanmean(dim=0).where(~losses.isnan().any(dim=0), torch.nan),
+        fit.score,
+        status,
+        plan.query_names,
+        reference_losses=dict(zip(roles, losses, strict=True)),
+        fit=fit,
+    )
 
 
 def _metrics(
@@ -127,8 +152,9 @@ def _metrics(
     """The membership metrics and the facts of the run (and of its calibration); ``used``: the counts
     the victim's engine really used (``k`` of a sample set smaller than ``setting.k``)."""
     metrics = membership_metrics(scores.score, scores.labels)
-    reference = plan.runs.get("reference")
-    reference_dir = None if reference is None else reference.run_dir
+    roles = reference_roles(plan.runs)
+    reference = plan.runs[roles[0]] if roles else None
+    reference_dir = reference.run_dir if roles == [REFERENCE_ROLE] and reference is not None else None
     metrics.update(_run_facts(cfg, plan.facts, reference_dir, scores.status, seconds, used))
     metrics["verdict"] = verdict(metrics)  # again: n_failed now counts every query whose status is not ok
     if cfg.get("audit") is not None and cfg.audit.get("enabled", False):
@@ -137,11 +163,15 @@ def _metrics(
         else:  # the user's generator or sample set: the coins the user declared (audit.randomized=true)
             metrics["privacy_audit"] = _declared_privacy_audit(cfg, plan.facts, scores)
     if reference is not None:
+        batches = [_recorded_path(plan.runs[role].batch_dir, out_dir) for role in roles]
         metrics.update(
             reference_attack=plan.reference_attack,
             reference_setting=reference.setting.name,
-            reference_batches=_recorded_path(reference.batch_dir, out_dir),
+            reference_batches=batches[0] if roles == [REFERENCE_ROLE] else batches,
         )
+    if scores.fit is not None:  # calibration=references
+        metrics["reference_run_dirs"] = [str(plan.runs[role].run_dir) for role in roles]
+        metrics["references"] = {**scores.fit.facts(len(roles)), "losses": REFERENCE_LOSSES_CSV}
     return metrics
 
 

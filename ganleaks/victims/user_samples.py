@@ -29,6 +29,8 @@ class SampleSetVictim(UserArtefactVictim):
         role: ``"victim"``, or ``"reference"`` for a calibration sample set (whose config keys are
             ``calibration.*``).
         queries, null_control, privacy: see :class:`UserArtefactVictim` (the victim only).
+        path_key: the config key that gave ``path``, for messages (default ``victim.path`` /
+            ``calibration.path``; ``calibration.sample_sets[1]`` for one of several reference sets).
     """
 
     kind = "samples"
@@ -42,9 +44,11 @@ class SampleSetVictim(UserArtefactVictim):
         queries: Mapping[str, Any] | QuerySet | None = None,
         null_control: bool = False,
         privacy: Mapping[str, Any] | None = None,
+        path_key: str | None = None,
     ) -> None:
         super().__init__(role=role, queries=queries, null_control=null_control, privacy=privacy)
         self.path = path
+        self.path_key = path_key or f"{self.key}.path"  # the config key of ``path``, for messages
         self.value_range = None if value_range is None else list(value_range)
         self._records: Records | None = None
         self._stored: Records | None = None
@@ -71,7 +75,7 @@ class SampleSetVictim(UserArtefactVictim):
         """As every victim does, and the sample set itself is named (``victim.path`` / ``calibration.path``)."""
         super().check_serves(setting_class, setting, where)
         if self.path is None:
-            raise AttackConfigError(missing_key_message(f"{self.key}.path"))
+            raise AttackConfigError(missing_key_message(self.path_key))
 
     def missing_hint(self, missing: frozenset[str], setting: str) -> str:
         return (
@@ -84,7 +88,7 @@ class SampleSetVictim(UserArtefactVictim):
         return load_records(
             str(self.path),
             value_range=self.value_range,
-            what=f"{self.key}.path",
+            what=self.path_key,
             options=self.key,
             convertible=False,  # used as stored: no resizing or mode conversion the user did not ask for
         )
@@ -93,7 +97,7 @@ class SampleSetVictim(UserArtefactVictim):
         """The samples as stored (loaded once), before any comparison with the queries."""
         if self._stored is None:
             if self.path is None:
-                raise AttackConfigError(missing_key_message(f"{self.key}.path"))
+                raise AttackConfigError(missing_key_message(self.path_key))
             self._stored = self._load_records()
         return self._stored
 
@@ -103,13 +107,13 @@ class SampleSetVictim(UserArtefactVictim):
             records = self._loaded()
             if records.shape != queries.shape:
                 raise AttackConfigError(
-                    f"{self.key}.path={records.path} holds records of shape {records.shape} but the queries have "
+                    f"{self.path_key}={records.path} holds records of shape {records.shape} but the queries have "
                     f"shape {queries.shape}: {_shape_fix(records.shape, queries.shape)}"
                 )
             check_same_scale(  # against every query record, not only the ones this run selected
                 records.data,
                 queries.sample_set.data,
-                f"the samples of {self.key}.path",
+                f"the samples of {self.path_key}",
                 "the queries",
                 f"Declare each set's stored range ({self.key}.value_range, queries.value_range) so both map onto "
                 "[-1, 1] alike.",
@@ -127,7 +131,7 @@ class SampleSetVictim(UserArtefactVictim):
             return
         victim_samples = victim._loaded() if isinstance(victim, SampleSetVictim) else None
         names = queries.names or [str(i) for i in queries.ids.tolist()]
-        check_no_shared_records(self._loaded(), victim_samples, queries.data, names, queries.labels, f"{self.key}.path")
+        check_no_shared_records(self._loaded(), victim_samples, queries.data, names, queries.labels, self.path_key)
 
     def check_fits(self, setting_class: type, queries: Queries) -> None:
         self.records(queries)
