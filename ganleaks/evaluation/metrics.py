@@ -69,7 +69,7 @@ def min_nonmembers(target: float) -> int:
     return math.ceil(1 / target - 1e-9)
 
 
-def _false_positives_allowed(target: float, n_nonmembers: int) -> int:
+def false_positives_allowed(target: float, n_nonmembers: int) -> int:
     """Most false positives with FPR <= ``target`` (the tolerance of :func:`tpr_at_fpr`)."""
     return math.floor((target + 1e-12) * n_nonmembers)
 
@@ -82,7 +82,7 @@ def operating_point(scores: Tensor, labels: Tensor, target: float) -> tuple[floa
     Needs finite scores, at least one member and at least :func:`min_nonmembers` (``target``) non-members.
     """
     members, nonmembers = scores[labels == 1], scores[labels == 0]
-    allowed = _false_positives_allowed(target, len(nonmembers))
+    allowed = false_positives_allowed(target, len(nonmembers))
     threshold = float(torch.sort(nonmembers, descending=True).values[allowed])
     tpr = float((members > threshold).double().mean())
     return tpr, float((nonmembers > threshold).double().mean()), threshold
@@ -143,7 +143,7 @@ def _rank_metrics(
     stride = n_nonmembers + 1
     flat = (nonmembers_at_or_below + (rows * stride)[:, None]).ravel()
     for target in targets:
-        allowed = _false_positives_allowed(target, n_nonmembers)
+        allowed = false_positives_allowed(target, n_nonmembers)
         # Level of the (allowed + 1)-th highest non-member = the (n - allowed)-th lowest one.
         level = np.searchsorted(flat, rows * stride + (n_nonmembers - allowed)) - rows * n_levels
         out.append((n_members - members_at_or_below[rows, level]) / n_members)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ganleaks.evaluation.claims import N_RESAMPLES, SEED, paired_difference, read_scores, verdict
 from ganleaks.evaluation.estimates import format_estimate
-from ganleaks.evaluation.metrics import _false_positives_allowed
+from ganleaks.evaluation.metrics import false_positives_allowed
 from ganleaks.evaluation.runs import gather
 
 BLOCK = "references-study"
@@ -154,7 +154,7 @@ def paired_tpr_difference(a: dict, b: dict, target: float = 0.01) -> tuple[float
     n_nm = int(nm.sum())
     if not m.any() or n_nm * target < 1:
         return None
-    allowed = _false_positives_allowed(target, n_nm)
+    allowed = false_positives_allowed(target, n_nm)
 
     def tpr(members: np.ndarray, nonmembers: np.ndarray) -> np.ndarray:
         threshold = -np.sort(-nonmembers, axis=-1)[..., allowed]
