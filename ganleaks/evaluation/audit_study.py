@@ -39,14 +39,14 @@ def _read(path: Path) -> dict | None:
 
 
 def victim_label(privacy: dict | None) -> str:
-    """``no DP``; ``DP sigma 1.0``; a claim known to be false: ``buggy: sigma 0.0 trained, 8.0 claimed``."""
+    """``no DP``; ``DP sigma 1``; a claim known to be false: ``buggy: sigma 0 trained, 8 claimed``."""
     if not privacy:
         return NO_DP
-    told = privacy.get("noise_multiplier")
+    told = float(privacy.get("noise_multiplier") or 0.0)
     used = privacy.get("test_only_noise_override")
     if used is not None:
-        return f"buggy: sigma {float(used):g} trained, {float(told):g} claimed"
-    return f"DP sigma {float(told):g}"
+        return f"buggy: sigma {float(used):g} trained, {told:g} claimed"
+    return f"DP sigma {told:g}"
 
 
 def study_rows(rows: Sequence[dict]) -> list[dict]:
