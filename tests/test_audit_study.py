@@ -39,6 +39,7 @@ def _victim(tmp_path: Path, name: str, kind: str, privacy: dict | None) -> Path:
 def _row(victim: Path, setting: str, one_run: float, gdp: float, claimed, auc: float = 0.6, verdict="x") -> dict:
     return {
         "run_dir": str(victim.parent / f"attack-{setting}"),
+        "train_size": 256,
         "victim_run_dir": str(victim),
         "setting": setting,
         "seed": 0,
@@ -91,14 +92,24 @@ def test_rows_tables_and_the_canary_kind_comparison(tmp_path):
     ]
     assert items[0]["buggy"] and items[0]["claimed"] == 0.8 and items[-1]["claimed"] is None
     text = markdown(items)
-    line = "| DP sigma 1 | ood | discriminator | 12.00 | 0.520 [0.490, 0.550] | 20 (15) | 0.00 | 0.00 | not falsified |"
+    line = "| 256 | ood (1000) | DP sigma 1 | discriminator | 12.00 | 0.520 [0.490, 0.550] | 20 (15) | 0.00 | 0.00 |"
     assert line in text
-    assert "| no DP | discriminator | 0.990 [0.960, 1.020] | 2.10 | 0.700 [0.670, 0.730] | 0.40 | ood |" in text
-    assert "| DP sigma 1 | discriminator | 0.520 [0.490, 0.550] | 0.00 | 0.530 [0.500, 0.560] | 0.10 | indist |" in text
+    assert (
+        "| 256 | 1000 | no DP | discriminator | 0.990 [0.960, 1.020] | 2.10 | 0.700 [0.670, 0.730] | 0.40 | ood |"
+        in text
+    )
+    assert (
+        "| 256 | 1000 | DP sigma 1 | discriminator | 0.520 [0.490, 0.550] | 0.00 | 0.530 [0.500, 0.560] | 0.10 |"
+        in text
+    )
     wins = "* 2 victim-setting pairs: ood canaries give the larger one-run bound on 1, in-distribution canaries on 1"
     assert wins in text
-    assert "* honest DP victims: 2 audits, 0 falsified; the largest one-run bound is 0.10 (DP sigma 1, indist" in text
-    assert "claimed 0.80, audited 1.70 (one-run) / 3.00 (Gaussian-DP): claim falsified" in text
+    assert (
+        "* honest DP victims: 2 audits, 0 falsified; the largest one-run bound is 0.10 (DP sigma 1, n=256, indist"
+        in text
+    )
+    assert "(n=256, ood m=1000, discriminator): claimed 0.80, AUC 0.950 [0.920, 0.980], audited 1.70" in text
+    assert "* no DP (n=256, indist m=1000, discriminator): AUC 0.700 [0.670, 0.730], audited 0.40 (one-run)" in text
     one_run, gdp = ceiling(1000, GRID, "both", 0.05, 1e-5)
     assert f"cannot give more than {one_run:.2f} (one-run)" in text
     # every guess right at the grid's last point, tested at alpha / 7: below the 5.78 of a single fixed guess count

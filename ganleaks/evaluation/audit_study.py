@@ -69,6 +69,7 @@ def study_rows(rows: Sequence[dict]) -> list[dict]:
             "canaries": (record or {}).get("kind") or "?",
             "canary_source": (record or {}).get("source"),
             "setting": str(row.get("setting")),
+            "train_size": row.get("train_size"),
             "m": int(audit["m"]),
             "n_included": audit.get("n_included"),
             "guesses": audit.get("guesses"),
@@ -84,7 +85,7 @@ def study_rows(rows: Sequence[dict]) -> list[dict]:
             "fid": row.get("fid_classifier"),
             "row": row,
         }
-        key = (item["victim"], item["canaries"], item["setting"], row.get("seed"), row.get("data"))
+        key = (item["victim"], item["train_size"], item["m"], item["canaries"], item["setting"], row.get("seed"))
         if key in out:
             raise ValueError(f"two audits for {key}: {out[key]['row']['run_dir']} and {row['run_dir']}")
         out[key] = item
@@ -94,7 +95,7 @@ def study_rows(rows: Sequence[dict]) -> list[dict]:
 def _order(item: dict) -> tuple:
     kind = 2 if item["victim"] == NO_DP else (0 if item["buggy"] else 1)
     sigma = -(item["noise_multiplier"] or 0.0)  # most noise (smallest claim) first
-    return (kind, sigma, item["canaries"], item["setting"])
+    return (-int(item["m"]), int(item["train_size"] or 0), kind, sigma, item["canaries"], item["setting"])
 
 
 def ceiling(m: int, grid: Sequence[int], guess: str, alpha: float, delta: float) -> tuple[float, float]:
@@ -113,14 +114,15 @@ def _claim(item: dict) -> str:
 
 def table(items: Sequence[dict]) -> list[str]:
     lines = [
-        "| victim | canaries | setting | claimed eps | AUC on the canaries [95% CI] | guesses (correct) | "
-        "eps lower bound, one-run | eps lower bound, Gaussian-DP | verdict | FID (classifier) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|---:|",
+        "| members | canaries (m) | victim | setting | claimed eps | AUC on the canaries [95% CI] | "
+        "guesses (correct) | eps lower bound, one-run | eps lower bound, Gaussian-DP | verdict | FID (classifier) |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for item in items:
         fid = "" if item["fid"] is None else f"{item['fid']:.0f}"
         lines.append(
-            f"| {item['victim']} | {item['canaries']} | {item['setting']} | {_claim(item)} | "
+            f"| {item['train_size']} | {item['canaries']} ({item['m']}) | {item['victim']} | {item['setting']} | "
+            f"{_claim(item)} | "
             f"{format_estimate(item['row'], 'auc')} | {item['guesses']} ({item['correct']}) | "
             f"{item['one_run']:.2f} | {item['gdp']:.2f} | {item['verdict']} | {fid} |"
         )
@@ -131,9 +133,11 @@ def kind_comparison(items: Sequence[dict]) -> list[str]:
     """The two canary kinds on the same victim and setting: which gives the larger one-run bound."""
     by_cell: dict[tuple, dict[str, dict]] = {}
     for item in items:
-        by_cell.setdefault((item["victim"], item["setting"]), {})[item["canaries"]] = item
+        by_cell.setdefault((item["train_size"], item["m"], item["victim"], item["setting"]), {})[item["canaries"]] = (
+            item
+        )
     lines, wins = [], {"ood": 0, "indist": 0, "tie": 0}
-    for (victim, setting), kinds in by_cell.items():
+    for (size, m, victim, setting), kinds in by_cell.items():
         if not {"ood", "indist"} <= set(kinds):
             continue
         ood, indist = kinds["ood"], kinds["indist"]
@@ -141,14 +145,15 @@ def kind_comparison(items: Sequence[dict]) -> list[str]:
         winner = "tie" if abs(difference) < 0.005 else ("ood" if difference > 0 else "indist")
         wins[winner] += 1
         lines.append(
-            f"| {victim} | {setting} | {format_estimate(ood['row'], 'auc')} | {ood['one_run']:.2f} | "
+            f"| {size} | {m} | {victim} | {setting} | {format_estimate(ood['row'], 'auc')} | {ood['one_run']:.2f} | "
             f"{format_estimate(indist['row'], 'auc')} | {indist['one_run']:.2f} | {winner} |"
         )
     if not lines:
         return []
     head = [
-        "| victim | setting | AUC, ood | one-run bound, ood | AUC, indist | one-run bound, indist | larger bound |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| members | m | victim | setting | AUC, ood | one-run bound, ood | AUC, indist | one-run bound, indist | "
+        "larger bound |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---|",
     ]
     total = sum(wins.values())
     return [
@@ -160,32 +165,43 @@ def kind_comparison(items: Sequence[dict]) -> list[str]:
     ]
 
 
+def _where(item: dict) -> str:
+    return f"n={item['train_size']}, {item['canaries']} m={item['m']}, {item['setting']}"
+
+
 def summary(items: Sequence[dict]) -> list[str]:
-    """The facts the prose quotes: the ceiling, the largest honest bound against its claim, the false claim."""
+    """The facts the prose quotes: each m's ceiling, the victims without DP, the largest honest bound against
+    its claim, and each false claim."""
     lines = []
-    first = items[0]
-    one_run, gdp = ceiling(
-        first["m"], first["grid"] or [first["m"]], first["guess_rule"] or "both", first["alpha"] or 0.05,
-        first["delta"] or 1e-5,
-    )  # fmt: skip
-    lines.append(
-        f"* ceiling: {first['m']} canaries with this grid cannot give more than {one_run:.2f} (one-run) or "
-        f"{gdp:.2f} (Gaussian-DP), at delta {first['delta']:g}, however leaky the victim"
-    )
+    for m in sorted({item["m"] for item in items}, reverse=True):
+        first = next(item for item in items if item["m"] == m)
+        one_run, gdp = ceiling(m, first["grid"] or [m], first["guess_rule"] or "both", first["alpha"] or 0.05,
+                               first["delta"] or 1e-5)  # fmt: skip
+        lines.append(
+            f"* ceiling: {m} canaries with this grid cannot give more than {one_run:.2f} (one-run) or "
+            f"{gdp:.2f} (Gaussian-DP), at delta {first['delta']:g}, however leaky the victim"
+        )
+    for item in items:
+        if item["victim"] == NO_DP:
+            lines.append(
+                f"* no DP ({_where(item)}): AUC {format_estimate(item['row'], 'auc')}, audited "
+                f"{item['one_run']:.2f} (one-run) / {item['gdp']:.2f} (Gaussian-DP)"
+            )
     honest = [item for item in items if item["claimed"] is not None and not item["buggy"]]
     if honest:
         falsified = [item for item in honest if item["verdict"] != "not falsified"]
         best = max(honest, key=lambda item: (item["one_run"], item["gdp"]))
         lines.append(
             f"* honest DP victims: {len(honest)} audits, {len(falsified)} falsified; the largest one-run bound is "
-            f"{best['one_run']:.2f} ({best['victim']}, {best['canaries']}, {best['setting']}: claimed "
-            f"{best['claimed']:.2f}, Gaussian-DP bound {best['gdp']:.2f})"
+            f"{best['one_run']:.2f} ({best['victim']}, {_where(best)}: claimed {best['claimed']:.2f}, "
+            f"Gaussian-DP bound {best['gdp']:.2f})"
         )
     for item in items:
         if item["buggy"]:
             lines.append(
-                f"* {item['victim']} ({item['canaries']}, {item['setting']}): claimed {item['claimed']:.2f}, "
-                f"audited {item['one_run']:.2f} (one-run) / {item['gdp']:.2f} (Gaussian-DP): {item['verdict']}"
+                f"* {item['victim']} ({_where(item)}): claimed {item['claimed']:.2f}, AUC "
+                f"{format_estimate(item['row'], 'auc')}, audited {item['one_run']:.2f} (one-run) / "
+                f"{item['gdp']:.2f} (Gaussian-DP): {item['verdict']}"
             )
     return lines
 
