@@ -21,7 +21,7 @@ from ganleaks.evaluation.audit_study import (
     victim_label,
 )
 from ganleaks.evaluation.markdown_blocks import check_markdown_block
-from ganleaks.evaluation.privacy_audit import one_run_epsilon_lower_bound
+from ganleaks.evaluation.privacy_audit import canary_audit, guess_grid, one_run_epsilon_lower_bound
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = [10, 20, 50, 100, 200, 500, 1000]
@@ -58,7 +58,7 @@ def _row(victim: Path, setting: str, one_run: float, gdp: float, claimed, auc: f
             "delta": 1e-5,
             "verdict": verdict,
             "alpha": 0.05,
-            "grid": GRID,
+            "grid": [list(pair) for pair in guess_grid(1000, GRID, "both")],
             "guess_rule": "both",
         },
     }
@@ -110,11 +110,13 @@ def test_rows_tables_and_the_canary_kind_comparison(tmp_path):
     )
     assert "(n=256, ood m=1000, discriminator): claimed 0.80, AUC 0.950 [0.920, 0.980], audited 1.70" in text
     assert "* no DP (n=256, indist m=1000, discriminator): AUC 0.700 [0.670, 0.730], audited 0.40 (one-run)" in text
-    one_run, gdp = ceiling(1000, GRID, "both", 0.05, 1e-5)
+    one_run, gdp = ceiling(1000, guess_grid(1000, GRID, "both"), 0.05, 1e-5)
     assert f"cannot give more than {one_run:.2f} (one-run)" in text
     # every guess right at the grid's last point, tested at alpha / 7: below the 5.78 of a single fixed guess count
     assert one_run == pytest.approx(one_run_epsilon_lower_bound(1000, 1000, 1000, 1e-5, 0.05 / 7), abs=1e-6)
     assert 5.0 < one_run < 5.78
+    perfect = canary_audit([1.0, 0.0] * 500, [True, False] * 500, counts=GRID)  # every canary separated
+    assert (one_run, gdp) == pytest.approx((perfect["epsilon_lower_bound_one_run"], perfect["epsilon_lower_bound_gdp"]))
     assert gdp > one_run
     assert figure(items, tmp_path / "fig.png").stat().st_size > 5000
     with pytest.raises(ValueError, match="two audits"):

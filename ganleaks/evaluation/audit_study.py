@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ganleaks.evaluation.estimates import format_estimate
-from ganleaks.evaluation.privacy_audit import canary_audit
+from ganleaks.evaluation.privacy_audit import gdp_epsilon_lower_bound, one_run_epsilon_lower_bound
 from ganleaks.evaluation.runs import gather, resolve_victim_dir
 
 BLOCK = "audit-study"
@@ -68,7 +68,7 @@ def study_rows(rows: Sequence[dict]) -> list[dict]:
             "buggy": bool(privacy and privacy.get("test_only_noise_override") is not None),
             "canaries": (record or {}).get("kind") or "?",
             "canary_source": (record or {}).get("source"),
-            "setting": str(row.get("setting")),
+            "setting": _attack_label(row),
             "train_size": row.get("train_size"),
             "m": int(audit["m"]),
             "n_included": audit.get("n_included"),
@@ -92,20 +92,32 @@ def study_rows(rows: Sequence[dict]) -> list[dict]:
     return sorted(out.values(), key=_order)
 
 
+def _attack_label(row: dict) -> str:
+    """The setting, with its calibration if any: ``discriminator``, ``discriminator, calibrated (reference)``."""
+    calibration = row.get("calibration")
+    setting = str(row.get("setting"))
+    return setting if calibration in (None, "none") else f"{setting}, calibrated ({calibration})"
+
+
 def _order(item: dict) -> tuple:
     kind = 2 if item["victim"] == NO_DP else (0 if item["buggy"] else 1)
     sigma = -(item["noise_multiplier"] or 0.0)  # most noise (smallest claim) first
     return (-int(item["m"]), int(item["train_size"] or 0), kind, sigma, item["canaries"], item["setting"])
 
 
-def ceiling(m: int, grid: Sequence[int], guess: str, alpha: float, delta: float) -> tuple[float, float]:
-    """The largest bounds ``m`` canaries can give with this grid: every guess right (scores that separate
-    the included canaries perfectly)."""
-    included = np.arange(m) % 2 == 0
-    block = canary_audit(
-        included.astype(float), included, counts=list(grid), guess=guess, alpha=alpha, delta=float(delta)
-    )
-    return block["epsilon_lower_bound_one_run"], block["epsilon_lower_bound_gdp"]
+def ceiling(m: int, pairs: Sequence[Sequence[int]], alpha: float, delta: float) -> tuple[float, float]:
+    """The largest bounds ``m`` canaries can give with the recorded guess grid (``(k_in, k_out)`` pairs, each
+    tested at ``alpha / G``): every guess right."""
+    level = alpha / len(pairs)
+    counts = [int(k_in) + int(k_out) for k_in, k_out in pairs]
+    one_run = max(one_run_epsilon_lower_bound(m, r, r, delta, level) for r in counts)
+    gdp = max(gdp_epsilon_lower_bound(m, r, r, delta, level) for r in counts)
+    return one_run, gdp
+
+
+def _ceiling_of(item: dict) -> tuple[float, float]:
+    pairs = item["grid"] or [[item["m"], 0]]
+    return ceiling(item["m"], pairs, item["alpha"] or 0.05, float(item["delta"] or 1e-5))
 
 
 def _claim(item: dict) -> str:
@@ -175,8 +187,7 @@ def summary(items: Sequence[dict]) -> list[str]:
     lines = []
     for m in sorted({item["m"] for item in items}, reverse=True):
         first = next(item for item in items if item["m"] == m)
-        one_run, gdp = ceiling(m, first["grid"] or [m], first["guess_rule"] or "both", first["alpha"] or 0.05,
-                               first["delta"] or 1e-5)  # fmt: skip
+        one_run, gdp = _ceiling_of(first)
         lines.append(
             f"* ceiling: {m} canaries with this grid cannot give more than {one_run:.2f} (one-run) or "
             f"{gdp:.2f} (Gaussian-DP), at delta {first['delta']:g}, however leaky the victim"
@@ -222,50 +233,52 @@ def markdown(items: Sequence[dict]) -> str:
 
 
 def figure(items: Sequence[dict], path: str | os.PathLike) -> Path:
-    """Audited (one-run: filled; Gaussian-DP: hollow) against claimed epsilon, log-log, the diagonal drawn and
-    the ceiling of ``m`` canaries dashed; victims without DP at the right edge ("no claim")."""
+    """Audited (one-run: filled; Gaussian-DP: hollow) against claimed epsilon, log-log, one panel per scale
+    (members, canaries), the diagonal drawn and the ceiling of the panel's ``m`` canaries dashed; victims
+    without DP at the right edge ("no claim"); a bound of 0 on the floor."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    scales = sorted({(item["train_size"], item["m"]) for item in items}, key=lambda s: (-s[1], s[0] or 0))
+    fig, axes = plt.subplots(1, len(scales), figsize=(5.2 * len(scales), 4.6), squeeze=False)
     claims = [item["claimed"] for item in items if item["claimed"]]
     low = min([0.5, *claims]) / 1.5
     high = max([10.0, *claims]) * 1.5
     no_claim_x = high * 1.6
     markers = {"ood": "o", "indist": "s"}
-    colours = {"discriminator": "C0", "whitebox": "C1", "fullbb": "C2", "partialbb": "C3", "montecarlo": "C4"}
-    floor = 0.02  # a bound of 0 is drawn on the axis' floor
-    seen = set()
-    for item in items:
-        x = item["claimed"] if item["claimed"] else no_claim_x
-        colour = colours.get(item["setting"], "C5")
-        marker = markers.get(item["canaries"], "^")
-        label = f"{item['canaries']} canaries, {item['setting']}"
-        ax.scatter([x], [max(item["one_run"], floor)], marker=marker, color=colour,
-                   label=label if label not in seen else None, zorder=3)  # fmt: skip
-        ax.scatter([x], [max(item["gdp"], floor)], marker=marker, facecolors="none", edgecolors=colour, zorder=3)
-        if item["buggy"]:
-            ax.annotate("false claim", (x, max(item["one_run"], floor)), textcoords="offset points", xytext=(6, 4),
-                        fontsize=7)  # fmt: skip
-        seen.add(label)
-    diagonal = np.geomspace(low, high, 50)
-    ax.plot(diagonal, diagonal, color="grey", linewidth=1, label="audited = claimed")
-    first = items[0]
-    one_run, _ = ceiling(first["m"], first["grid"] or [first["m"]], first["guess_rule"] or "both",
-                         first["alpha"] or 0.05, first["delta"] or 1e-5)  # fmt: skip
-    ax.axhline(one_run, color="grey", linestyle="--", linewidth=1, label=f"ceiling of {first['m']} canaries (one-run)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(low, no_claim_x * 1.5)
-    ax.set_ylim(floor / 1.3, max(high, one_run * 2))
-    ticks = [t for t in (0.5, 1, 2, 5, 10, 20, 50, 100) if low <= t <= high]
-    ax.set_xticks([*ticks, no_claim_x], [*(f"{t:g}" for t in ticks), "no claim"])
-    ax.set_xlabel("claimed epsilon (the accountant's)")
-    ax.set_ylabel("audited epsilon lower bound (filled: one-run, hollow: Gaussian-DP)")
-    ax.set_title("claimed against audited epsilon (a bound of 0 on the floor)", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    attacks = sorted({item["setting"] for item in items})
+    colours = {name: f"C{i % 10}" for i, name in enumerate(attacks)}
+    floor = 0.02
+    for ax, (size, m) in zip(axes[0], scales, strict=True):
+        seen = set()
+        panel = [item for item in items if (item["train_size"], item["m"]) == (size, m)]
+        for item in panel:
+            x = item["claimed"] if item["claimed"] else no_claim_x
+            colour, marker = colours[item["setting"]], markers.get(item["canaries"], "^")
+            label = f"{item['canaries']} canaries, {item['setting']}"
+            ax.scatter([x], [max(item["one_run"], floor)], marker=marker, color=colour,
+                       label=label if label not in seen else None, zorder=3)  # fmt: skip
+            ax.scatter([x], [max(item["gdp"], floor)], marker=marker, facecolors="none", edgecolors=colour, zorder=3)
+            if item["buggy"]:
+                ax.annotate("false claim", (x, max(item["one_run"], floor)), textcoords="offset points",
+                            xytext=(6, 4), fontsize=7)  # fmt: skip
+            seen.add(label)
+        diagonal = np.geomspace(low, high, 50)
+        ax.plot(diagonal, diagonal, color="grey", linewidth=1, label="audited = claimed")
+        one_run, _ = _ceiling_of(panel[0])
+        ax.axhline(one_run, color="grey", linestyle="--", linewidth=1, label=f"ceiling of {m} canaries (one-run)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(low, no_claim_x * 1.5)
+        ax.set_ylim(floor / 1.3, max(high, one_run * 2))
+        ticks = [t for t in (0.5, 1, 2, 5, 10, 20, 50, 100) if low <= t <= high]
+        ax.set_xticks([*ticks, no_claim_x], [*(f"{t:g}" for t in ticks), "no claim"])
+        ax.set_xlabel("claimed epsilon (the accountant's)")
+        ax.set_ylabel("audited lower bound (filled: one-run, hollow: Gaussian-DP)", fontsize=8)
+        ax.set_title(f"{size} members, {m} canaries (a bound of 0 on the floor)", fontsize=9)
+        ax.legend(fontsize=6, loc="upper left")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
