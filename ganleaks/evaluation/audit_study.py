@@ -253,6 +253,7 @@ def figure(items: Sequence[dict], path: str | os.PathLike) -> Path:
     floor = 0.02
     for ax, (size, m) in zip(axes[0], scales, strict=True):
         seen = set()
+        annotated = False
         panel = [item for item in items if (item["train_size"], item["m"]) == (size, m)]
         for item in panel:
             x = item["claimed"] if item["claimed"] else no_claim_x
@@ -261,9 +262,10 @@ def figure(items: Sequence[dict], path: str | os.PathLike) -> Path:
             ax.scatter([x], [max(item["one_run"], floor)], marker=marker, color=colour,
                        label=label if label not in seen else None, zorder=3)  # fmt: skip
             ax.scatter([x], [max(item["gdp"], floor)], marker=marker, facecolors="none", edgecolors=colour, zorder=3)
-            if item["buggy"]:
-                ax.annotate("false claim", (x, max(item["one_run"], floor)), textcoords="offset points",
-                            xytext=(6, 4), fontsize=7)  # fmt: skip
+            if item["buggy"] and not annotated:
+                ax.annotate("false claims", (x, max(item["one_run"], floor)), textcoords="offset points",
+                            xytext=(8, 0), fontsize=7)  # fmt: skip
+                annotated = True
             seen.add(label)
         diagonal = np.geomspace(low, high, 50)
         ax.plot(diagonal, diagonal, color="grey", linewidth=1, label="audited = claimed")
