@@ -117,8 +117,34 @@ def _victim(row: dict) -> tuple[Any, str]:
     if row.get("noise_multiplier") is not None:
         label += f" (sigma={row['noise_multiplier']:g})"
     label += f" n={row.get('train_size')} seed={row.get('seed')}"
+    label += _canary_label(row)
     key = os.path.normpath(str(row["victim_run_dir"])) if row.get("victim_run_dir") else label
     return key, label
+
+
+def _canary_label(row: dict) -> str:
+    """`` canaries=indist1000`` for a victim trained with canaries (two victims that differ only in their
+    canaries are told apart), and the test-only noise override of a deliberately false claim; else ``""``."""
+    if not row.get("victim_run_dir") or not row.get("run_dir"):
+        return ""
+    from ganleaks.evaluation.runs import resolve_victim_dir
+
+    folder = resolve_victim_dir(row["victim_run_dir"], Path(row["run_dir"]))
+    if folder is None:
+        return ""
+    label = ""
+    try:
+        record = json.loads((folder / "canaries.json").read_text())
+        label += f" canaries={record.get('kind')}{record.get('m')}"
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        override = json.loads((folder / "privacy.json").read_text()).get("test_only_noise_override")
+        if override is not None:
+            label += f" (TEST ONLY: trained with sigma={float(override):g})"
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    return label
 
 
 def _attack_name(row: dict) -> str:

@@ -107,3 +107,30 @@ def test_report_table_on_a_fake_results_tree(tmp_path):
     assert "| whitebox/none |" in text and "leakage" in text
     assert "97.50% interval" in text
     json.dumps(results)
+
+
+def test_victims_that_differ_only_in_their_canaries_are_labelled_apart(tmp_path):
+    """Two victims with the same data, model, size and seed but other canaries (or a test-only false claim)
+    are separate victims: their lines must not read the same."""
+    import json
+
+    rng = np.random.default_rng(0)
+    labels = _labels(100)
+    rows = []
+    for kind, override in (("ood", None), ("indist", None), ("indist", 0.0)):
+        name = f"{kind}-{override}"
+        victim = tmp_path / "train" / name
+        victim.mkdir(parents=True)
+        (victim / "canaries.json").write_text(json.dumps({"kind": kind, "m": 200}))
+        if override is not None:
+            (victim / "privacy.json").write_text(json.dumps({"noise_multiplier": 8.0, "test_only_noise_override": 0.0}))
+        row = _write_run(tmp_path / "attack" / name, rng.normal(size=200), labels, "discriminator")
+        row["victim_run_dir"] = str(victim)
+        rows.append(row)
+    results, _ = worst_case(rows)
+    victims = sorted(r["victim"] for r in results)
+    assert victims == [
+        "d dcgan n=64 seed=0 canaries=indist200",
+        "d dcgan n=64 seed=0 canaries=indist200 (TEST ONLY: trained with sigma=0)",
+        "d dcgan n=64 seed=0 canaries=ood200",
+    ]
