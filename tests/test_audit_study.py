@@ -155,3 +155,11 @@ def test_every_number_in_part_5s_prose_is_the_blocks():
     stated = {token.lstrip("+-").replace(",", "") for token in NUMBER.findall(block)}
     missing = sorted(quoted - stated - STRUCTURAL)
     assert not missing, f"numbers in Part 5's prose that its generated block does not give: {missing}"
+
+
+def test_the_command_line_refuses_a_folder_without_audits_in_one_line(tmp_path, capsys):
+    from ganleaks.evaluation.audit_study import main
+
+    assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith("error: no attack runs (metrics.json) under")
+    assert not (tmp_path / "out").exists()

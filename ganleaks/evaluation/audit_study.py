@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -306,7 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from ganleaks.evaluation.markdown_blocks import check_markdown_block, sync_markdown_block
 
-    items, text = build(args.paths)
+    try:
+        items, text = build(args.paths)
+    except (ValueError, FileNotFoundError) as error:  # no audit there, two audits of one cell, no runs at all
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "audit_study.md").write_text(text)
