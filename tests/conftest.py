@@ -69,3 +69,23 @@ def trained_root(tmp_path_factory) -> Path:
         cfg, run_dir = compose_app("train", root, overrides)
         train(cfg, run_dir)
     return root
+
+
+def prose_numbers_outside_block(document: str, heading: str, block: str, structural: set[str]) -> list[str]:
+    """The numbers the prose of one part of a results document states (from ``heading`` to the next
+    top-level ``# `` heading, commands and paths in backticks left out) that neither the part's generated
+    ``block`` nor ``structural`` (the grid, the design) gives."""
+    import re
+
+    number = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
+    part = document[document.index(heading) :]
+    following = part.find("\n# ", len(heading))
+    part = part if following < 0 else part[:following]
+    start, end = part.index(f"<!-- report:{block} -->"), part.index(f"<!-- /report:{block} -->")
+    generated, prose = part[start:end], part[:start] + part[end:]
+    prose = re.sub(r"`[^`]*`", "", prose)
+
+    def tokens(text: str) -> set[str]:
+        return {token.lstrip("+-").replace(",", "") for token in number.findall(text)}
+
+    return sorted(tokens(prose) - tokens(generated) - structural)

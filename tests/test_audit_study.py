@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from ganleaks.evaluation.audit_study import (
 )
 from ganleaks.evaluation.markdown_blocks import check_markdown_block
 from ganleaks.evaluation.privacy_audit import canary_audit, guess_grid, one_run_epsilon_lower_bound
+from tests.conftest import prose_numbers_outside_block
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = [10, 20, 50, 100, 200, 500, 1000]
@@ -138,7 +138,6 @@ def test_results_doc_block_matches_the_committed_audit_study():
     check_markdown_block(ROOT / "docs" / "RESULTS.md", BLOCK, text)
 
 
-NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
 # Numbers Part 5's prose may state without the block: the grid (canaries, members, non-members, sigmas,
 # steps, image size, batch), the confidence level and the reference values of docs/PRIVACY_AUDIT.md.
 STRUCTURAL = {"1", "2", "4", "5", "8", "16", "32", "95", "256", "1000", "1024", "1500", "3000", "0.05", "1e-5"}
@@ -147,13 +146,7 @@ STRUCTURAL = {"1", "2", "4", "5", "8", "16", "32", "95", "256", "1000", "1024", 
 @pytest.mark.skipif(not (STUDY / "attack").is_dir(), reason="the audit study is not committed")
 def test_every_number_in_part_5s_prose_is_the_blocks():
     document = (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8")
-    part = document[document.index("# Part 5: auditing a DP claim") :]
-    start, end = part.index(f"<!-- report:{BLOCK} -->"), part.index(f"<!-- /report:{BLOCK} -->")
-    block, prose = part[start:end], part[:start] + part[end:]
-    prose = re.sub(r"`[^`]*`", "", prose)  # commands and paths
-    quoted = {token.lstrip("+-").replace(",", "") for token in NUMBER.findall(prose)}
-    stated = {token.lstrip("+-").replace(",", "") for token in NUMBER.findall(block)}
-    missing = sorted(quoted - stated - STRUCTURAL)
+    missing = prose_numbers_outside_block(document, "# Part 5: auditing a DP claim", BLOCK, STRUCTURAL)
     assert not missing, f"numbers in Part 5's prose that its generated block does not give: {missing}"
 
 

@@ -4,7 +4,6 @@ block in docs/RESULTS.md regenerated from results/."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 
 from ganleaks.evaluation.markdown_blocks import check_markdown_block
 from ganleaks.evaluation.reference_study import BLOCK, build, column, columns_of, figure, markdown, study_cells
+from tests.conftest import prose_numbers_outside_block
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,7 +111,6 @@ def test_results_doc_block_matches_the_committed_references_study():
     check_markdown_block(ROOT / "docs" / "RESULTS.md", BLOCK, text)
 
 
-NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
 # Numbers Part 4's prose may state without the block: the grid (R, training-set sizes, queries), the
 # reference fraction, the FPR targets and the false positives they allow, the equation.
 STRUCTURAL = {"1", "2", "4", "8", "0.5", "1024", "4096", "256", "0.1", "11", "0.46"}
@@ -119,11 +118,5 @@ STRUCTURAL = {"1", "2", "4", "8", "0.5", "1024", "4096", "256", "0.1", "11", "0.
 
 def test_every_number_in_part_4s_prose_is_the_blocks():
     document = (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8")
-    part = document[document.index("# Part 4: the newer attacks") :]
-    start, end = part.index("<!-- report:references-study -->"), part.index("<!-- /report:references-study -->")
-    block, prose = part[start:end], part[:start] + part[end:]
-    prose = re.sub(r"`[^`]*`", "", prose)  # commands and paths
-    quoted = {token.lstrip("+-").replace(",", "") for token in NUMBER.findall(prose)}
-    stated = {token.lstrip("+-").replace(",", "") for token in NUMBER.findall(block)}
-    missing = sorted(quoted - stated - STRUCTURAL)
+    missing = prose_numbers_outside_block(document, "# Part 4: the newer attacks", BLOCK, STRUCTURAL)
     assert not missing, f"numbers in Part 4's prose that its generated block does not give: {missing}"

@@ -14,10 +14,8 @@ claimed epsilon with the diagonal drawn.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -299,30 +297,19 @@ def build(paths: Sequence[str | os.PathLike]) -> tuple[list[dict], str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ganleaks.evaluation.audit_study", description=__doc__)
-    parser.add_argument("paths", nargs="+", help="folders of audit runs (attack.py audit=canaries)")
-    parser.add_argument("--out", required=True, help="where audit_study.md and claimed_vs_audited.png go")
-    parser.add_argument("--doc", help=f"a markdown document whose {BLOCK!r} block is rewritten")
-    parser.add_argument("--check", action="store_true", help="with --doc: fail if the block is stale")
-    args = parser.parse_args(argv)
-    from ganleaks.evaluation.markdown_blocks import check_markdown_block, sync_markdown_block
+    from ganleaks.evaluation.study_cli import run_study_command
 
-    try:
-        items, text = build(args.paths)
-    except (ValueError, FileNotFoundError) as error:  # no audit there, two audits of one cell, no runs at all
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "audit_study.md").write_text(text)
-    figure(items, out / "claimed_vs_audited.png")
-    if args.doc:
-        if args.check:
-            check_markdown_block(args.doc, BLOCK, text)
-        else:
-            sync_markdown_block(args.doc, BLOCK, text)
-    print(text)
-    return 0
+    return run_study_command(
+        argv,
+        prog="python -m ganleaks.evaluation.audit_study",
+        description=__doc__,
+        block=BLOCK,
+        build=build,
+        figure=figure,
+        markdown_name="audit_study.md",
+        figure_name="claimed_vs_audited.png",
+        paths_help="folders of audit runs (attack.py audit=canaries)",
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ uncalibrated and paper-calibrated runs). ``--doc`` rewrites the ``references-stu
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -302,26 +301,19 @@ def build(paths: Sequence[str | os.PathLike]) -> tuple[dict, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ganleaks.evaluation.reference_study", description=__doc__)
-    parser.add_argument("paths", nargs="+", help="folders of attack runs (the references runs and their victims')")
-    parser.add_argument("--out", required=True, help="where references_study.md and tpr_vs_r.png go")
-    parser.add_argument("--doc", help=f"a markdown document whose {BLOCK!r} block is rewritten")
-    parser.add_argument("--check", action="store_true", help="with --doc: fail if the block is stale")
-    args = parser.parse_args(argv)
-    from ganleaks.evaluation.markdown_blocks import check_markdown_block, sync_markdown_block
+    from ganleaks.evaluation.study_cli import run_study_command
 
-    cells, text = build(args.paths)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "references_study.md").write_text(text)
-    figure(cells, out / "tpr_vs_r.png")
-    if args.doc:
-        if args.check:
-            check_markdown_block(args.doc, BLOCK, text)
-        else:
-            sync_markdown_block(args.doc, BLOCK, text)
-    print(text)
-    return 0
+    return run_study_command(
+        argv,
+        prog="python -m ganleaks.evaluation.reference_study",
+        description=__doc__,
+        block=BLOCK,
+        build=build,
+        figure=figure,
+        markdown_name="references_study.md",
+        figure_name="tpr_vs_r.png",
+        paths_help="folders of attack runs (the references runs and their victims')",
+    )
 
 
 if __name__ == "__main__":
