@@ -278,7 +278,8 @@ def test_a_memorising_victim_without_dp_gives_a_bound_well_above_zero(tmp_path):
         zip(record["ids"], record["included"], strict=True)
     )
     audit = metrics["privacy_audit"]
-    # Measured: 14 of 32 included, AUC 0.97, 20 of 20 guesses right, one-run 1.48, Gaussian-DP 3.04.
+    # Measured: 14 of 32 included, AUC 0.97, 20 of 20 guesses right, one-run 1.48, Gaussian-DP 3.04 (seeds 1
+    # and 2: AUC 1.0, 1.55 and 1.48). One wrong guess of 20 still gives 1.01 / 2.02.
     assert audit["m"] == 32 and audit["claimed_epsilon"] == "none" and audit["verdict"] == NO_CLAIM
     assert audit["epsilon_lower_bound_one_run"] > 1.0
     assert audit["epsilon_lower_bound_gdp"] > 2.0
