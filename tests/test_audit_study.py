@@ -82,6 +82,8 @@ def test_rows_tables_and_the_canary_kind_comparison(tmp_path):
         _row(_victim(tmp_path, "bug", "ood", buggy), "discriminator", 1.7, 3.0, 0.8, 0.95, "claim falsified"),
         {"run_dir": "x", "privacy_audit": None},  # not an audit: left out
     ]
+    declared = _row(_victim(tmp_path, "user", "ood", None), "fullbb", 0.2, 0.3, 3.0, 0.6, "not falsified")
+    assert study_rows([declared])[0]["victim"] == "declared claim"  # a user's artefact: no privacy.json, a claim
     items = study_rows(rows)
     assert [(i["victim"], i["canaries"]) for i in items] == [
         ("buggy: sigma 0 trained, 8 claimed", "ood"),

@@ -62,7 +62,8 @@ def study_rows(rows: Sequence[dict]) -> list[dict]:
         privacy = _read(victim_dir / "privacy.json") if victim_dir else None
         claimed = audit.get("claimed_epsilon")
         item = {
-            "victim": victim_label(privacy),
+            # a user's artefact has no privacy.json: its claim is the one declared (victim.privacy.epsilon)
+            "victim": victim_label(privacy) if privacy or not isinstance(claimed, (int, float)) else "declared claim",
             "noise_multiplier": None if not privacy else privacy.get("noise_multiplier"),
             "buggy": bool(privacy and privacy.get("test_only_noise_override") is not None),
             "canaries": (record or {}).get("kind") or "?",
