@@ -7,7 +7,8 @@ epsilon lower bounds (one-run; Gaussian-DP), the verdict and the victim's sample
 ``m`` canaries allow; the two canary kinds side by side on the same victims; and a figure of audited against
 claimed epsilon with the diagonal drawn.
 
-    python -m ganleaks.evaluation.audit_study results/cpu_audit --out results/cpu_audit/report --doc docs/RESULTS.md
+    python -m ganleaks.evaluation.audit_study results/cpu_audit results/cpu_audit_nodp \\
+        --out results/cpu_audit/report --doc docs/RESULTS.md
 
 ``--doc`` rewrites the ``audit-study`` block of that document (``--check``: fail instead when it is stale).
 """
