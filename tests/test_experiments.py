@@ -30,8 +30,8 @@ EXPECTED_JOBS = {
     "cpu_k": (2 * 2, 1, 2 * 2 * 2 * 6 * 2),
     "cpu_audit": (4 * 2, 1, 4 * 2),  # sigma x canary kind; the reference model; the discriminator audits
     "cpu_audit_nodp": (2, 1, 2),
-    "cpu_dp_controls": (2 * 3, 3, 2 * 3 * 2 * 2),  # sigma 0 / 1 x seed; a reference per seed; x 2 settings x 2
-    "cpu_dp_controls_nodp": (3 * 3, 3, 3 * 3 * 2 * 2),  # stopping point x seed
+    "cpu_dp_controls": (3 * 3, 3, 3 * 3 * 2 * 2),  # sigma 0 / 1 / 2 x seed; a reference per seed; x 2 settings x 2
+    "cpu_dp_controls_nodp": (5 * 3, 3, 5 * 3 * 2 * 2),  # stopping point x seed
     "celeba_size": (4 * 8, 4, 4 * 8 * 5 * 2),
     "celeba_dp": (5, 2, 5 * 5 * 2),
     "celeba_k": (3 * 2, 1, 3 * 2 * 2 * 4 * 2),

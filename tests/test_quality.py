@@ -133,6 +133,12 @@ def test_sample_quality_writes_quality_json(tmp_path, digits, capsys):
     assert result["n"] == 128  # capped at the non-members
     assert result["fid_classifier"] > 0 and result["feature_extractor"].startswith("classifier-cnn")
     assert result["real"] == "nonmembers" and result["extractor_trained_on"].startswith("reference")
+    low, high = result["fid_classifier_ci"]
+    assert low < result["fid_classifier"] < high  # the bootstrap interval brackets the estimate
+    # A quality.json from before intervals is measured again (not "up to date").
+    written.pop("fid_classifier_ci")
+    (run / "quality.json").write_text(json.dumps(written))
+    assert evaluate_runs([tmp_path], n=1000, seed=0, steps=30)[str(run)]["fid_classifier_ci"] == [low, high]
     # The CLI finds the run, skips it while quality.json is up to date, and recomputes with --force.
     assert evaluate_runs([tmp_path], n=1000, seed=0, steps=30)[str(run)] == result
     main([str(tmp_path), "--steps", "30", "--n", "50"])
@@ -145,3 +151,21 @@ def test_quality_errors_are_clear(tmp_path):
         sample_quality(tmp_path)
     with pytest.raises(FileNotFoundError, match="no training runs"):
         evaluate_runs([tmp_path])
+
+
+def test_the_frechet_interval_narrows_with_more_samples():
+    from ganleaks.evaluation.frechet import frechet_distance_interval
+
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (50, 800):
+        a, b = rng.normal(size=(n, 4)), rng.normal(loc=1.0, size=(n, 4))  # true distance 4
+        low, high = frechet_distance_interval(a, b, resamples=200, seed=0)
+        assert low < 4.0 + 2.0 and high > 4.0 - 2.0
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2  # 16 times the samples: about a quarter of the width
+    assert frechet_distance_interval(a, b, resamples=50, seed=1) == frechet_distance_interval(
+        a, b, resamples=50, seed=1
+    )
+    with pytest.raises(ValueError, match="level"):
+        frechet_distance_interval(a, b, level=1.5)

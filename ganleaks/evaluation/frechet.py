@@ -47,3 +47,27 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 def frechet_distance_of_features(features1, features2) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets ``(N1, F)`` and ``(N2, F)``."""
     return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+
+
+def frechet_distance_interval(
+    features1, features2, *, resamples: int = 200, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`frechet_distance_of_features`.
+
+    Both feature sets are resampled with replacement (``resamples`` times, seeded), so the interval
+    shows how much the distance moves with the finite real set and the finite draw of generated
+    samples. It is an interval of the finite-sample statistic, which is biased upward (more so for
+    small sets), not of the distance between the two distributions.
+    """
+    a = np.asarray(features1.detach().cpu() if isinstance(features1, torch.Tensor) else features1, np.float64)
+    b = np.asarray(features2.detach().cpu() if isinstance(features2, torch.Tensor) else features2, np.float64)
+    if not 0 < level < 1 or resamples < 2:
+        raise ValueError(f"need 0 < level < 1 and resamples >= 2, got {level} and {resamples}")
+    rng = np.random.default_rng(seed)
+    values = [
+        frechet_distance_of_features(a[rng.integers(0, len(a), len(a))], b[rng.integers(0, len(b), len(b))])
+        for _ in range(int(resamples))
+    ]
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)

@@ -39,7 +39,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ganleaks.evaluation.feature_extractor import FeatureExtractor, FeatureNet, fit_feature_extractor
-from ganleaks.evaluation.frechet import feature_statistics, frechet_distance, frechet_distance_of_features
+from ganleaks.evaluation.frechet import (
+    feature_statistics,
+    frechet_distance,
+    frechet_distance_interval,
+    frechet_distance_of_features,
+)
 from ganleaks.evaluation.runs import find_training_runs, read_run_config
 
 __all__ = [  # what this module has always offered, wherever it now lives
@@ -54,6 +59,7 @@ __all__ = [  # what this module has always offered, wherever it now lives
     "frechet_distance_of_features",
     "generate",
     "generator_quality",
+    "generator_quality_with_interval",
     "main",
     "sample_quality",
 ]
@@ -82,13 +88,24 @@ def generate(generator: nn.Module, n: int, seed: int = 0, batch_size: int = 256)
 
 def generator_quality(generator: nn.Module, real: torch.Tensor, extractor: FeatureExtractor, seed: int = 0) -> float:
     """Fréchet distance between ``len(real)`` generated samples and ``real`` in ``extractor``'s features."""
+    return generator_quality_with_interval(generator, real, extractor, seed, resamples=0)[0]
+
+
+def generator_quality_with_interval(
+    generator: nn.Module, real: torch.Tensor, extractor: FeatureExtractor, seed: int = 0, resamples: int = 200
+) -> tuple[float, tuple[float, float] | None]:
+    """:func:`generator_quality` and its 95% bootstrap interval (``resamples`` draws; None for 0)."""
     fake = generate(generator, len(real), seed)
     if tuple(fake.shape[1:]) != tuple(real.shape[1:]):
         raise ValueError(
             f"the generator makes samples of shape {tuple(fake.shape[1:])}, but the real data has "
             f"shape {tuple(real.shape[1:])}; evaluate it with the data config it was trained on"
         )
-    return frechet_distance_of_features(extractor.features(real), extractor.features(fake))
+    real_features, fake_features = extractor.features(real), extractor.features(fake)
+    value = frechet_distance_of_features(real_features, fake_features)
+    if not resamples:
+        return value, None
+    return value, frechet_distance_interval(real_features, fake_features, resamples=resamples, seed=seed)
 
 
 def sample_quality(
@@ -102,6 +119,7 @@ def sample_quality(
     train_part: str = "reference",
     sample_set=None,
     extractor_cache: dict | None = None,
+    resamples: int = 200,
 ) -> dict:
     """Measure the sample quality of the generator in ``run_dir`` and write ``run_dir/quality.json``.
 
@@ -116,10 +134,12 @@ def sample_quality(
         train_part: split part the feature extractor trains on (``reference`` by default).
         sample_set: the loaded data source (saves re-reading it when evaluating many runs).
         extractor_cache: a dict reused across calls so runs on the same split share one extractor.
+        resamples: bootstrap resamples of the distance's 95% interval (0: no interval).
 
     Returns:
         The dict written to ``quality.json``: ``fid_classifier`` (the Fréchet distance, whatever
-        the extractor), ``n``, ``feature_extractor`` and how it was measured.
+        the extractor), ``fid_classifier_ci`` (its 95% bootstrap interval), ``n``,
+        ``feature_extractor`` and how it was measured.
     """
     from ganleaks.data import load_manifest
     from ganleaks.data.loading import load_sample_set
@@ -151,8 +171,12 @@ def sample_quality(
     pick = real_ids[torch.randperm(len(real_ids), generator=torch.Generator().manual_seed(int(seed)))[: int(n)]]
     real = sample_set.data[sample_set.positions(pick)]
     generator = load_generator(run_dir)
+    value, interval = generator_quality_with_interval(generator, real, extractor, seed, resamples=resamples)
     result = {
-        "fid_classifier": generator_quality(generator, real, extractor, seed),
+        "fid_classifier": value,
+        # 95% percentile bootstrap over the real set and the generated draw (frechet_distance_interval)
+        "fid_classifier_ci": None if interval is None else list(interval),
+        "ci_resamples": int(resamples),
         "n": len(real),
         "feature_extractor": extractor.description,
         "extractor_trained_on": f"{train_part} ({len(train_ids)} samples)",
@@ -198,7 +222,7 @@ def evaluate_runs(
                 seed,
                 steps,
                 real_part,
-            ):
+            ) and previous.get("fid_classifier_ci"):  # one measured before intervals is measured again
                 log.info("%s: quality.json is up to date", run)
                 results[str(run)] = previous
                 continue

@@ -189,8 +189,9 @@ def load_run(run_dir: str | os.PathLike) -> dict[str, Any]:
                 row["noise_multiplier"] = privacy.get("noise_multiplier")
         quality = _read_json(victim_dir / "quality.json")
         row["fid_classifier"] = None if quality is None else quality.get("fid_classifier")
+        row["fid_classifier_ci"] = None if quality is None else _interval(quality.get("fid_classifier_ci"))
     else:
-        row["fid_classifier"] = None
+        row["fid_classifier"] = row["fid_classifier_ci"] = None
     if row["epsilon"] is not None and row["privacy"] == "none":
         row["privacy"] = "dp"
     return row
