@@ -41,7 +41,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -74,8 +74,8 @@ def _auc(members: np.ndarray, nonmembers: np.ndarray) -> np.ndarray:
     return greater + 0.5 * ties
 
 
-def _resampled(n: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.integers(0, n, size=(N_RESAMPLES, n))
+def _resampled(n: int, rng: np.random.Generator, resamples: int = N_RESAMPLES) -> np.ndarray:
+    return rng.integers(0, n, size=(resamples, n))
 
 
 def _interval(values: np.ndarray) -> tuple[float, float]:
@@ -89,6 +89,36 @@ def paired_difference(a: dict, b: dict) -> tuple[float, tuple[float, float], int
 
     ``a`` and ``b`` are :func:`read_scores` results. None when they share no member or no non-member.
     """
+    result = paired_bootstrap(a, b)
+    if result is None:
+        return None
+    point, diffs, n = result
+    return point, _interval(diffs), n
+
+
+def paired_p_value(point: float, diffs: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of "no difference": twice the smaller share of resampled differences on
+    either side of 0, each share counted as (k + 1) / (B + 1) so that it is never 0."""
+    below = (np.count_nonzero(diffs <= 0) + 1) / (len(diffs) + 1)
+    above = (np.count_nonzero(diffs >= 0) + 1) / (len(diffs) + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def holm(p_values: Sequence[float], alpha: float = 0.05) -> list[bool]:
+    """Holm's step-down correction: which of the hypotheses are rejected at family-wise error ``alpha``."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    rejected = [False] * len(p_values)
+    for rank, index in enumerate(order):
+        if p_values[index] > alpha / (len(p_values) - rank):
+            break
+        rejected[index] = True
+    return rejected
+
+
+def paired_bootstrap(a: dict, b: dict, resamples: int = N_RESAMPLES) -> tuple[float, np.ndarray, int] | None:
+    """AUC(a) - AUC(b) over the queries both runs scored, its ``resamples`` paired bootstrap differences
+    (members and non-members resampled apart, the same draw for both runs), and n; None as
+    :func:`paired_difference`."""
     common = sorted(set(a) & set(b))
     labels = np.array([a[i][0] for i in common])
     if any(a[i][0] != b[i][0] for i in common):
@@ -98,13 +128,13 @@ def paired_difference(a: dict, b: dict) -> tuple[float, tuple[float, float], int
     if not m.any() or not nm.any():
         return None
     rng = np.random.default_rng(SEED)
-    im, inm = _resampled(int(m.sum()), rng), _resampled(int(nm.sum()), rng)
-    diffs = np.empty(N_RESAMPLES)
-    for start in range(0, N_RESAMPLES, 100):  # chunks keep the (resamples, members, non-members) array small
+    im, inm = _resampled(int(m.sum()), rng, resamples), _resampled(int(nm.sum()), rng, resamples)
+    diffs = np.empty(resamples)
+    for start in range(0, resamples, 100):  # chunks keep the (resamples, members, non-members) array small
         sl = slice(start, start + 100)
         diffs[sl] = _auc(sa[m][im[sl]], sa[nm][inm[sl]]) - _auc(sb[m][im[sl]], sb[nm][inm[sl]])
     point = float(_auc(sa[m], sa[nm]) - _auc(sb[m], sb[nm]))
-    return point, _interval(diffs), len(common)
+    return point, diffs, len(common)
 
 
 def unpaired_difference(a: dict, b: dict) -> tuple[float, tuple[float, float], int] | None:
