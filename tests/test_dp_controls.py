@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ganleaks.evaluation.claims import holm, paired_bootstrap, paired_difference, paired_p_value
-from ganleaks.evaluation.dp_controls import BLOCK, build, build_study, figure, markdown, study_rows
+from ganleaks.evaluation.dp_controls import build, build_study, figure, markdown, study_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 60  # members and as many non-members per run
@@ -24,10 +24,12 @@ def test_holm_steps_down_and_stops_at_the_first_failure():
     assert holm([]) == []
 
 
-def test_the_bootstrap_p_value_is_small_only_for_a_one_sided_distribution():
-    assert paired_p_value(0.3, np.full(999, 0.3)) == pytest.approx(2 / 1000)
-    assert paired_p_value(0.0, np.linspace(-1, 1, 1001)) == 1.0
-    assert 0.2 < paired_p_value(0.1, np.random.default_rng(0).normal(0.1, 0.1, 4000)) < 0.4  # one sd from 0
+def test_the_bootstrap_p_value_follows_the_standard_error():
+    draws = np.random.default_rng(0).normal(0.1, 0.1, 4000)
+    assert paired_p_value(0.1, draws) == pytest.approx(0.3173, abs=0.02)  # one standard error from 0
+    assert paired_p_value(0.4, draws) == pytest.approx(6.3e-5, rel=0.3)  # four: below 1 / len(draws)
+    assert paired_p_value(-0.4, draws) == paired_p_value(0.4, draws)  # two-sided
+    assert paired_p_value(0.0, np.zeros(10)) == 1.0 and paired_p_value(0.2, np.full(10, 0.2)) == 0.0
 
 
 def test_paired_difference_is_the_bootstrap_it_summarises():

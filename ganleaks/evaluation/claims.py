@@ -97,11 +97,16 @@ def paired_difference(a: dict, b: dict) -> tuple[float, tuple[float, float], int
 
 
 def paired_p_value(point: float, diffs: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of "no difference": twice the smaller share of resampled differences on
-    either side of 0, each share counted as (k + 1) / (B + 1) so that it is never 0."""
-    below = (np.count_nonzero(diffs <= 0) + 1) / (len(diffs) + 1)
-    above = (np.count_nonzero(diffs >= 0) + 1) / (len(diffs) + 1)
-    return float(min(1.0, 2 * min(below, above)))
+    """Two-sided p-value of "no difference" from the bootstrap's standard error (normal approximation):
+    ``2 (1 - Phi(|point| / sd(diffs)))``. Unlike a count of resamples on the far side of 0, it can go below
+    ``1 / B``, which Holm's correction over many comparisons needs; 1 for a zero difference, 0 for a
+    nonzero one that no resample moves."""
+    from scipy.stats import norm
+
+    spread = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0
+    if spread == 0.0:
+        return 1.0 if point == 0 else 0.0
+    return float(2 * norm.sf(abs(point) / spread))
 
 
 def holm(p_values: Sequence[float], alpha: float = 0.05) -> list[bool]:
@@ -139,6 +144,16 @@ def paired_bootstrap(a: dict, b: dict, resamples: int = N_RESAMPLES) -> tuple[fl
 
 def unpaired_difference(a: dict, b: dict) -> tuple[float, tuple[float, float], int] | None:
     """AUC(a) - AUC(b) for runs on different queries: each resampled on its own (stratified)."""
+    result = unpaired_bootstrap(a, b)
+    if result is None:
+        return None
+    point, diffs, n = result
+    return point, _interval(diffs), n
+
+
+def unpaired_bootstrap(a: dict, b: dict) -> tuple[float, np.ndarray, int] | None:
+    """AUC(a) - AUC(b) for runs on different queries, its bootstrap differences (each run resampled on its own,
+    stratified) and n; None when a run lacks members or non-members."""
     rng = np.random.default_rng(SEED)
     draws, points = [], []
     for scores in (a, b):
@@ -152,7 +167,7 @@ def unpaired_difference(a: dict, b: dict) -> tuple[float, tuple[float, float], i
             np.concatenate([_auc(m[im[s : s + 100]], nm[inm[s : s + 100]]) for s in range(0, N_RESAMPLES, 100)])
         )
         points.append(float(_auc(m, nm)))
-    return points[0] - points[1], _interval(draws[0] - draws[1]), len(a) + len(b)
+    return points[0] - points[1], draws[0] - draws[1], len(a) + len(b)
 
 
 def verdict(difference: float, interval: tuple[float, float]) -> str:
@@ -231,25 +246,29 @@ class _Runs:
         return table
 
 
-def _line(claim: str, what: str, a: dict, b: dict, result, unit: str = "AUC") -> list[str] | None:
-    if result is None:
-        return None
-    diff, interval, n = result
-    return [
-        claim,
-        what,
-        f"{a['auc']:.3f}",
-        f"{b['auc']:.3f}",
-        f"{_fmt(diff)} [{_fmt(interval[0])}, {_fmt(interval[1])}]",
-        str(n),
-        verdict(diff, interval),
-    ]
-
-
-def check_claims(rows: list[dict]) -> list[list[str]]:
-    """Every comparison the runs allow, as table lines: claim, comparison, AUC a, AUC b, difference [CI], n, verdict."""
+def check_claims(rows: list[dict], *, with_p: bool = False) -> list[list[str]]:
+    """Every comparison the runs allow, as table lines: claim, comparison, AUC a, AUC b, difference [CI], n, verdict;
+    ``with_p``: and an eighth field, the comparison's two-sided p-value (:func:`paired_p_value`, from the bootstrap's
+    standard error), for a correction over many comparisons."""
     runs = _Runs(rows)
     lines: list[list[str] | None] = []
+
+    def _line(claim: str, what: str, a: dict, b: dict, result) -> list[str] | None:
+        if result is None:
+            return None
+        diff, diffs, n = result
+        interval = _interval(diffs)
+        line = [
+            claim,
+            what,
+            f"{a['auc']:.3f}",
+            f"{b['auc']:.3f}",
+            f"{_fmt(diff)} [{_fmt(interval[0])}, {_fmt(interval[1])}]",
+            str(n),
+            verdict(diff, interval),
+        ]
+        return [*line, repr(paired_p_value(diff, diffs))] if with_p else line
+
     infos = settings_of(runs.rows)  # in report order: the paper's, by attacker knowledge, baselines last
 
     def uses_k(setting: str) -> bool:
@@ -279,7 +298,7 @@ def check_claims(rows: list[dict]) -> list[list[str]]:
         small = next(row for row in group if row["train_size"] == sizes[0])
         large = next(row for row in group if row["train_size"] == sizes[-1])
         what = f"{victim} {setting} {_cal(calibrated)}: n={sizes[0]} vs n={sizes[-1]}"
-        lines.append(_line("C1", what, small, large, unpaired_difference(runs.scores(small), runs.scores(large))))
+        lines.append(_line("C1", what, small, large, unpaired_bootstrap(runs.scores(small), runs.scores(large))))
 
     victims = sorted({(_victim(r), r.get("train_size"), r.get("epsilon")) for r in runs.rows}, key=str)
     ks = sorted({r.get("k") for r in runs.rows if uses_k(r["setting"])}, key=lambda k: (k is None, k or 0))
@@ -296,7 +315,7 @@ def check_claims(rows: list[dict]) -> list[list[str]]:
                 b = find(victim, size, weaker, calibrated, k, epsilon)
                 if a is not None and b is not None:
                     what = f"{victim} n={size}{_k_label(a, b, uses_k)} {_cal(calibrated)}: {stronger} vs {weaker}"
-                    lines.append(_line(claim, what, a, b, paired_difference(runs.scores(a), runs.scores(b))))
+                    lines.append(_line(claim, what, a, b, paired_bootstrap(runs.scores(a), runs.scores(b))))
             for setting in with_discriminator:
                 d = find(victim, size, setting, calibrated, k, epsilon)
                 found = [find(victim, size, s, calibrated, k, epsilon) for s in strongest_first if s != setting]
@@ -304,7 +323,7 @@ def check_claims(rows: list[dict]) -> list[list[str]]:
                 if d is not None and others and first_k:
                     best = max(others, key=lambda row: row["auc"])
                     what = f"{victim} n={size} {_cal(calibrated)}: {setting} vs best other ({best['setting']})"
-                    lines.append(_line("C5", what, d, best, paired_difference(runs.scores(d), runs.scores(best))))
+                    lines.append(_line("C5", what, d, best, paired_bootstrap(runs.scores(d), runs.scores(best))))
         for setting in infos:
             if not first_k and not uses_k(setting):
                 continue
@@ -312,7 +331,7 @@ def check_claims(rows: list[dict]) -> list[list[str]]:
             b = find(victim, size, setting, False, k, epsilon)
             if a is not None and b is not None:
                 what = f"{victim} n={size}{_k_label(a, b, uses_k)} {setting}: calibrated vs uncalibrated"
-                lines.append(_line("C3", what, a, b, paired_difference(runs.scores(a), runs.scores(b))))
+                lines.append(_line("C3", what, a, b, paired_bootstrap(runs.scores(a), runs.scores(b))))
 
     # C6: largest against smallest k, for the settings where k applies (full black-box, Monte-Carlo).
     k_groups: dict[tuple, list[dict]] = defaultdict(list)
@@ -326,7 +345,7 @@ def check_claims(rows: list[dict]) -> list[list[str]]:
         large = next(row for row in group if row["k"] == ks[-1])
         small = next(row for row in group if row["k"] == ks[0])
         what = f"{victim} n={size} {setting} {_cal(calibrated)}: k={ks[-1]} vs k={ks[0]}"
-        lines.append(_line("C6", what, large, small, paired_difference(runs.scores(large), runs.scores(small))))
+        lines.append(_line("C6", what, large, small, paired_bootstrap(runs.scores(large), runs.scores(small))))
 
     # C4: each DP victim against the no-DP baseline of the same nets and size (same queries).
     baseline = runs.index(lambda r: (r["model"], r.get("train_size"), r["setting"], _calibrated(r), r.get("epsilon")))
@@ -337,7 +356,7 @@ def check_claims(rows: list[dict]) -> list[list[str]]:
         if base is None:
             continue
         what = f"{row['setting']} {_cal(_calibrated(row))}: no DP vs epsilon={row['epsilon']:.3g}"
-        lines.append(_line("C4", what, base, row, paired_difference(runs.scores(base), runs.scores(row))))
+        lines.append(_line("C4", what, base, row, paired_bootstrap(runs.scores(base), runs.scores(row))))
     return [line for line in lines if line is not None]
 
 

@@ -13,7 +13,8 @@ four contrasts, each an AUC difference over the same queries with its paired boo
   whose Fréchet distance is nearest the DP victim's, at that seed) minus DP sigma.
 
 A contrast "holds" at a seed where its difference is positive after Holm's correction over every
-(attack, seed, sigma) test of that contrast; it holds across seeds only where it holds at every seed.
+(attack, seed, sigma) test of that contrast (two-sided p-values from the paired bootstrap's standard error,
+:func:`ganleaks.evaluation.claims.paired_p_value`); it holds across seeds only where it holds at every seed.
 
     python -m ganleaks.evaluation.dp_controls results/cpu_dp_controls results/cpu_dp_controls_nodp \\
         --out results/cpu_dp_controls/report --doc docs/RESULTS.md
@@ -37,7 +38,7 @@ from ganleaks.evaluation.runs import gather, resolve_victim_dir
 
 BLOCK = "dp-controls"
 ALPHA = 0.05
-RESAMPLES = 2000  # the smallest p-value is 2 / 2001: below Holm's first threshold for up to 50 tests
+RESAMPLES = 2000  # paired bootstrap resamples of each difference: its interval and standard error
 FULL = "full"
 CONTRASTS = ("DP as a whole", "clipping", "noise", "quality-matched")
 
@@ -316,7 +317,8 @@ def markdown(study: Study) -> str:
         *auc_table(study),
         "",
         f"**The contrasts** (AUC of the first victim minus the second on the same queries, paired bootstrap with "
-        f"{RESAMPLES} resamples; Holm's correction at {ALPHA:g} over every test of a contrast)",
+        f"{RESAMPLES} resamples; two-sided p-values from the bootstrap standard error; Holm's correction at {ALPHA:g} "
+        "over every test of a contrast)",
         "",
         *contrast_table(study),
         "",
