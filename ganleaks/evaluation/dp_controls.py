@@ -280,14 +280,30 @@ def matched_lines(study: Study) -> list[str]:
             if matched is None:
                 continue
             lines.append(
-                f"* quality-matched control of {dp.label} at seed {seed}: {matched.label} "
+                f"* **C4** quality-matched control of {dp.label} at seed {seed}: {matched.label} "
                 f"(FD {_fid_text(*study.fid(matched, seed))} against {_fid_text(*study.fid(dp, seed))})"
             )
     return lines
 
 
+def victim_lines(study: Study) -> list[str]:
+    """Each victim over the seeds: its Fréchet distances and each attack's mean AUC and range."""
+    lines = []
+    for victim in study.victims:
+        fids = [study.fid(victim, seed)[0] for seed in study.seeds]
+        fid_text = ", ".join("n/a" if f is None else f"{f:.0f}" for f in fids)
+        parts = []
+        for attack in study.attacks:
+            values = [float(c["row"]["auc"]) for seed in study.seeds if (c := study.cell(victim, attack, seed))]
+            if values:
+                parts.append(f"{attack} {np.mean(values):.3f} ({min(values):.3f} to {max(values):.3f})")
+        lines.append(f"* **C4** {victim.label}: FD {fid_text} at seeds {', '.join(map(str, study.seeds))}; "
+                     f"mean AUC (range): {'; '.join(parts)}")  # fmt: skip
+    return lines
+
+
 def summary(study: Study) -> list[str]:
-    """One line per contrast, sigma and attack: where it holds and the mean difference."""
+    """One line per contrast: its tests, how many hold after Holm, and the mean difference."""
     lines = []
     families = {c: next((t["family"] for t in study.tests if t["contrast"] == c), 0) for c in CONTRASTS}
     for contrast in CONTRASTS:
@@ -297,7 +313,7 @@ def summary(study: Study) -> list[str]:
         held = sum(t["holds"] for t in tests)
         reversed_ = sum(t["reversed"] for t in tests)
         lines.append(
-            f"* {contrast}: {families[contrast]} tests (attacks x seeds x sigma), {held} hold after Holm, "
+            f"* **C4** {contrast}: {families[contrast]} tests (attacks x seeds x sigma), {held} hold after Holm, "
             f"{reversed_} reversed, {len(tests) - held - reversed_} not resolved; mean difference "
             f"{np.mean([t['difference'] for t in tests]):+.3f} (range {min(t['difference'] for t in tests):+.3f} to "
             f"{max(t['difference'] for t in tests):+.3f})"
@@ -324,6 +340,7 @@ def markdown(study: Study) -> str:
         "",
         *matched_lines(study),
         *summary(study),
+        *victim_lines(study),
     ]
     return "\n".join(lines).rstrip() + "\n"
 
@@ -359,7 +376,9 @@ def figure(study: Study, path: str | os.PathLike) -> Path:
                         label=f"no DP by training length, seed {seed}")  # fmt: skip
         ax.axhline(0.5, color="grey", linewidth=1, linestyle=":")
         ax.set_xscale("log")
-        ax.set_xlabel("Fréchet distance (lower: better samples)")
+        ax.set_xticks([50, 100, 200, 400, 800], ["50", "100", "200", "400", "800"])
+        ax.minorticks_off()
+        ax.set_xlabel("Fréchet distance (lower: better samples; colour: seed)")
         ax.set_ylabel("AUC")
         ax.set_title(attack, fontsize=9)
         ax.legend(fontsize=6)
