@@ -144,3 +144,36 @@ def test_two_runs_of_one_cell_and_a_victim_without_its_config_are_refused(tmp_pa
 def test_a_folder_without_the_study_is_refused(tmp_path):
     with pytest.raises((ValueError, FileNotFoundError)):
         build([tmp_path])
+
+
+STUDY = ROOT / "results" / "cpu_dp_controls"
+# Numbers Part 6's prose may state without the block: the design (seeds, sigmas, stopping points, members,
+# image size, network width, clipping norm, interval level) and the parts it refers to.
+STRUCTURAL = {"0", "1", "2", "3", "4", "6", "16", "32", "95", "256", "400", "1000", "1500", "2000", "3000"}
+
+
+@pytest.mark.skipif(not (STUDY / "attack").is_dir(), reason="the C4 controls study is not committed")
+def test_results_doc_block_matches_the_committed_study():
+    import os
+
+    from ganleaks.evaluation.dp_controls import BLOCK
+    from ganleaks.evaluation.markdown_blocks import check_markdown_block
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the runs record their victims relative to where they were launched
+    try:
+        study, text = build([Path("results") / "cpu_dp_controls", Path("results") / "cpu_dp_controls_nodp"])
+    finally:
+        os.chdir(cwd)
+    assert len(study.seeds) == 3 and len(study.items) == 96
+    check_markdown_block(ROOT / "docs" / "RESULTS.md", BLOCK, text)
+
+
+@pytest.mark.skipif(not (STUDY / "attack").is_dir(), reason="the C4 controls study is not committed")
+def test_every_number_in_part_6s_prose_is_the_blocks():
+    from ganleaks.evaluation.dp_controls import BLOCK
+    from tests.conftest import prose_numbers_outside_block
+
+    document = (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+    missing = prose_numbers_outside_block(document, "# Part 6: C4 with its controls", BLOCK, STRUCTURAL)
+    assert not missing, f"numbers in Part 6's prose that its generated block does not give: {missing}"

@@ -93,12 +93,20 @@ def _glance_rows(document: str) -> dict[str, str]:
     return rows
 
 
+# Generated blocks beside the studies' numbers whose bullets speak of a claim (``* **C4** ...``): C4's controls
+# (Part 6, ganleaks.evaluation.dp_controls) and the size study's claims over seeds (ganleaks.evaluation.seed_claims).
+CLAIM_BLOCKS = ("dp-controls", "cpu_size-seeds")
+
+
 def _bullets(claim: str) -> str:
-    """The generated bullets about ``claim`` in every study's numbers block."""
+    """The generated bullets about ``claim`` in every study's numbers block and in the claim blocks."""
+    document = DOC.read_text(encoding="utf-8")
+    blocks = [f"{study}-numbers" for study in STUDIES]
+    blocks += [name for name in CLAIM_BLOCKS if f"<!-- report:{name} -->" in document]
     return "\n".join(
         line
-        for study in STUDIES
-        for line in read_markdown_block(DOC, f"{study}-numbers").splitlines()
+        for block in blocks
+        for line in read_markdown_block(DOC, block).splitlines()
         if line.startswith(f"* **{claim}**")
     )
 

@@ -313,8 +313,9 @@ def summary(study: Study) -> list[str]:
         held = sum(t["holds"] for t in tests)
         reversed_ = sum(t["reversed"] for t in tests)
         lines.append(
-            f"* **C4** {contrast}: {families[contrast]} tests (attacks x seeds x sigma), {held} hold after Holm, "
-            f"{reversed_} reversed, {len(tests) - held - reversed_} not resolved; mean difference "
+            f"* **C4** {contrast}: {families[contrast]} tests (attacks x {len(study.seeds)} seeds x sigma), "
+            f"{held} hold after Holm, {reversed_} reversed, {len(tests) - held - reversed_} not resolved; "
+            "mean difference "
             f"{np.mean([t['difference'] for t in tests]):+.3f} (range {min(t['difference'] for t in tests):+.3f} to "
             f"{max(t['difference'] for t in tests):+.3f})"
         )
