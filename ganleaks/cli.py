@@ -128,10 +128,46 @@ def unknown_key_message(error: BaseException, name: str, argv: Sequence[str]) ->
         keys = sorted(config_keys(compose(config_name=name, overrides=choices)))
     except Exception:
         keys = []
+    options = group_options_with_key(key)
+    if options:
+        group = key.split(".", 1)[0]
+        owners = " / ".join(f"{group}={option}" for option in options)
+        chosen = next((arg.split("=", 1)[1] for arg in choices if arg.split("=", 1)[0] == group), None)
+        if chosen is not None:
+            return f"{key} is not a key of {group}={chosen}: it is a key of {owners}"
+        return (
+            f"{key} is not a key of this config: it is a key of {owners}, and a {group} key on the command line "
+            f"is read before any choice a config or a sweep makes of {group}. Choose the option on the command "
+            f"line first: {group}={options[0]} {key}={value}"
+        )
     return (
         f"{key} is not a key of this config{closest(key, keys)}. A key the config does not have yet (a "
         f"generator's keyword argument) is added with '+': +{key}={value}"
     )
+
+
+def group_options_with_key(key: str) -> list[str]:
+    """The options of the config group ``key`` starts with that define the rest of ``key``:
+    ``privacy.noise_multiplier`` -> ``["dp"]``; ``[]`` for a key of no group or of no option."""
+    from omegaconf import OmegaConf
+
+    from ganleaks.config_dir import config_dir
+
+    group, _, rest = key.partition(".")
+    folder = config_dir() / group
+    if not rest or not re.fullmatch(r"\w+", group) or not folder.is_dir():
+        return []
+    options = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            node = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        except Exception:  # an option this check cannot read is not one to advise
+            continue
+        for part in rest.split("."):
+            node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
+        if node is not KeyError:
+            options.append(path.stem)
+    return options
 
 
 @contextmanager

@@ -166,6 +166,17 @@ def _attack(args: list[str], tmp_path: Path, **env: str) -> subprocess.Completed
     )
 
 
+def _train(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args, f"paths.root={tmp_path}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
 def test_a_missing_mandatory_key_is_one_line_naming_it(tmp_path):
     result = _attack(["victim=samples", "setting=fullbb"], tmp_path)
     assert result.returncode == 1
@@ -185,6 +196,17 @@ def test_a_misspelled_key_on_the_command_line_names_the_closest_not_plus(tmp_pat
     result = _attack(["setting=fullbb", "setting.kk=5"], tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "did you mean 'setting.k'?" in result.stderr and "+setting.kk=5" in result.stderr
+
+
+def test_a_key_of_a_group_option_not_chosen_yet_says_to_choose_it_first(tmp_path):
+    """A study's sweep selects model=dpgan (and with it privacy=dp) after the command line's keys are read: a bare
+    privacy.noise_multiplier is refused by Hydra; the message names the option that has the key."""
+    result = _train(["-m", "experiment=cpu_dp_controls_train", "privacy.noise_multiplier=0.0"], tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "it is a key of privacy=dp" in result.stderr
+    assert "privacy=dp privacy.noise_multiplier=0.0" in result.stderr
+    chosen = _attack(["setting=whitebox", "setting.k=100"], tmp_path)
+    assert "setting.k is not a key of setting=whitebox: it is a key of setting=domias / setting=fullbb" in chosen.stderr
 
 
 def test_hydra_full_error_still_shows_the_traceback(tmp_path):
