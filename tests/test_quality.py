@@ -169,3 +169,18 @@ def test_the_frechet_interval_narrows_with_more_samples():
     )
     with pytest.raises(ValueError, match="level"):
         frechet_distance_interval(a, b, level=1.5)
+
+
+def test_a_published_run_is_measured_from_its_config_yaml(tmp_path, digits):
+    """ganleaks.evaluation.publish keeps the resolved config as config.yaml, without .hydra/: such a folder
+    (results/<study>/train/...) is measured as the run itself."""
+    run = make_run(tmp_path, *digits)
+    expected = sample_quality(run, n=1000, seed=0, steps=30, sample_set=digits[0])
+    (run / ".hydra" / "config.yaml").rename(run / "config.yaml")
+    (run / ".hydra").rmdir()
+    (run / "quality.json").unlink()
+    again = evaluate_runs([tmp_path], n=1000, seed=0, steps=30)[str(run)]
+    assert again["fid_classifier"] == pytest.approx(expected["fid_classifier"], rel=1e-9)
+    (run / "config.yaml").unlink()
+    with pytest.raises(FileNotFoundError, match="no .hydra/config.yaml, no published config.yaml"):
+        evaluate_runs([tmp_path], n=1000, seed=0, steps=30, force=True)

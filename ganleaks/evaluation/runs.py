@@ -286,10 +286,16 @@ def gather(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
 
 
 def read_run_config(run_dir: Path) -> DictConfig:
-    """The config a training run was trained with (``.hydra/config.yaml``)."""
+    """The config a training run was trained with: ``.hydra/config.yaml``, or the ``config.yaml`` a published run
+    keeps (``ganleaks.evaluation.publish``: the same config, resolved)."""
     path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file() and (run_dir / "config.yaml").is_file():
+        path = run_dir / "config.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: {run_dir} is not a ganleaks training run (pass cfg_data)")
+        raise FileNotFoundError(
+            f"{path} is missing: {run_dir} is not a ganleaks training run (no .hydra/config.yaml, no published "
+            "config.yaml; pass cfg_data)"
+        )
     config = OmegaConf.load(path)
     assert isinstance(config, DictConfig), f"{path} is a list, not a run's config"
     return config
