@@ -67,10 +67,10 @@ def test_a_comparison_holds_across_seeds_only_where_it_holds_at_every_seed(tmp_p
     rows = _size_study(tmp_path)
     study = SeedStudy(rows, comparisons(rows))
     assert study.seeds == [0, 1, 2]
-    c1 = {key: study.of("C1", key) for key in study.keys("C1")}
+    c1 = {key: study.of(("C1", ""), key) for key in study.keys(("C1", ""))}
     # smallest vs largest n: 2 settings x 2 calibrations per seed; each holds at every seed
     assert len(c1) == 4 and all(len(cells) == 3 and all(c.holds for c in cells.values()) for cells in c1.values())
-    c2 = {key: study.of("C2", key) for key in study.keys("C2")}
+    c2 = {key: study.of(("C2", ""), key) for key in study.keys(("C2", ""))}
     strong = [key for key in c2 if "n=64 " in key]
     assert strong and all(all(c.holds for c in c2[key].values()) for key in strong)
     assert not any(c.holds for key in c2 if "n=1024 " in key for c in c2[key].values())

@@ -45,6 +45,11 @@ class Comparison:
     p: float
     holds: bool = False  # after Holm, over the claim's family
     reversed: bool = False
+    part: str = ""  # C5 has two: the discriminator against the best other setting; an attack against its baseline
+
+    @property
+    def family(self) -> tuple[str, str]:
+        return (self.claim, self.part)
 
 
 def _key(claim: str, what: str) -> str:
@@ -63,9 +68,13 @@ def comparisons(rows: Sequence[dict]) -> list[Comparison]:
             if match is None:
                 raise ValueError(f"cannot read the difference {difference!r} of {claim} {what}")
             point, low, high = (float(v) for v in match.groups())
-            found.append(Comparison(claim, _key(claim, what), seed, what, point, (low, high), verdict, float(p)))
-    for claim in {c.claim for c in found}:
-        family = [c for c in found if c.claim == claim]
+            part = "" if claim != "C5" else ("discriminator vs the best other" if "best other" in what else
+                                             "an attack vs its baseline")  # fmt: skip
+            found.append(
+                Comparison(claim, _key(claim, what), seed, what, point, (low, high), verdict, float(p), part=part)
+            )
+    for name in {c.family for c in found}:
+        family = [c for c in found if c.family == name]
         for comparison, rejected in zip(family, holm([c.p for c in family], ALPHA), strict=True):
             comparison.holds = rejected and comparison.difference > 0
             comparison.reversed = rejected and comparison.difference < 0
@@ -81,11 +90,25 @@ class SeedStudy:
     def seeds(self) -> list[int]:
         return sorted({c.seed for c in self.comparisons})
 
-    def keys(self, claim: str) -> list[str]:
-        return list(dict.fromkeys(c.key for c in self.comparisons if c.claim == claim))
+    @property
+    def families(self) -> list[tuple[str, str]]:
+        """(claim, part) of the counted claims, in order."""
+        found = {c.family for c in self.comparisons if c.claim in COUNTED}
+        return sorted(found, key=lambda f: (COUNTED.index(f[0]), f[1]))
 
-    def of(self, claim: str, key: str) -> dict[int, Comparison]:
-        return {c.seed: c for c in self.comparisons if (c.claim, c.key) == (claim, key)}
+    def keys(self, family: tuple[str, str]) -> list[str]:
+        return list(dict.fromkeys(c.key for c in self.comparisons if c.family == family))
+
+    def of(self, family: tuple[str, str], key: str) -> dict[int, Comparison]:
+        return {c.seed: c for c in self.comparisons if (c.family, c.key) == (family, key)}
+
+    def members(self, family: tuple[str, str]) -> list[Comparison]:
+        return [c for c in self.comparisons if c.family == family]
+
+
+def _label(family: tuple[str, str]) -> str:
+    claim, part = family
+    return f"{claim} ({part})" if part else claim
 
 
 def _across(cells: dict[int, Comparison], seeds: list[int]) -> str:
@@ -107,19 +130,17 @@ def claim_table(study: SeedStudy) -> list[str]:
         + ") | **hold at every seed after Holm** | reversed at a seed after Holm |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for claim in COUNTED:
-        keys = study.keys(claim)
-        if not keys:
-            continue
-        family = [c for c in study.comparisons if c.claim == claim]
+    for name in study.families:
+        keys = study.keys(name)
+        family = study.members(name)
         per_seed = [[c for c in family if c.seed == seed] for seed in seeds]
         uncorrected = " / ".join(str(sum(c.verdict == "holds" for c in group)) for group in per_seed)
         corrected = " / ".join(str(sum(c.holds for c in group)) for group in per_seed)
-        every = sum(_across(study.of(claim, key), seeds) == "holds at every seed" for key in keys)
-        reversed_ = sum(_across(study.of(claim, key), seeds) == "reversed at a seed" for key in keys)
+        every = sum(_across(study.of(name, key), seeds) == "holds at every seed" for key in keys)
+        reversed_ = sum(_across(study.of(name, key), seeds) == "reversed at a seed" for key in keys)
         counts = sorted({len(group) for group in per_seed})
         lines.append(
-            f"| {claim} | {'-'.join(map(str, counts))} | {uncorrected} | {len(family)} | {corrected} | "
+            f"| {_label(name)} | {'-'.join(map(str, counts))} | {uncorrected} | {len(family)} | {corrected} | "
             f"**{every} of {len(keys)}** | {reversed_} |"
         )
     return lines
@@ -139,11 +160,11 @@ def comparison_table(study: SeedStudy) -> list[str]:
         "| claim | comparison | " + " | ".join(f"seed {s}: difference [95% CI]" for s in seeds) + " | across seeds |",
         "|---|---|" + "---:|" * len(seeds) + "---|",
     ]
-    for claim in COUNTED:
-        for key in study.keys(claim):
-            cells = study.of(claim, key)
+    for name in study.families:
+        for key in study.keys(name):
+            cells = study.of(name, key)
             texts = " | ".join(_cell(cells.get(seed)) for seed in seeds)
-            lines.append(f"| {claim} | {key} | {texts} | {_across(cells, seeds)} |")
+            lines.append(f"| {name[0]} | {key} | {texts} | {_across(cells, seeds)} |")
     return lines
 
 
@@ -170,19 +191,18 @@ def bullets(study: SeedStudy) -> list[str]:
     """The numbers the prose and the verdicts at a glance quote, one line per claim."""
     seeds = study.seeds
     lines = []
-    for claim in COUNTED:
-        keys = study.keys(claim)
-        if not keys:
-            continue
-        family = [c for c in study.comparisons if c.claim == claim]
-        verdicts = [_across(study.of(claim, key), seeds) for key in keys]
+    for name in study.families:
+        keys = study.keys(name)
+        family = study.members(name)
+        verdicts = [_across(study.of(name, key), seeds) for key in keys]
         every = verdicts.count("holds at every seed")
         some = sum(v.startswith("holds at ") and v != "holds at every seed" for v in verdicts)
         reversed_ = verdicts.count("reversed at a seed")
         uncorrected = [sum(c.verdict == "holds" for c in family if c.seed == seed) for seed in seeds]
         corrected = [sum(c.holds for c in family if c.seed == seed) for seed in seeds]
         lines.append(
-            f"* **{claim}** at {len(seeds)} seeds: {len(keys)} comparisons per seed, {len(family)} in Holm's family; "
+            f"* **{name[0]}**{f' ({name[1]})' if name[1] else ''} at {len(seeds)} seeds: {len(keys)} comparisons per "
+            f"seed, {len(family)} in Holm's family; "
             f"{every} of {len(keys)} hold at every seed after Holm, {some} at some seeds only, {reversed_} reversed "
             f"at a seed; holding uncorrected per seed {' / '.join(map(str, uncorrected))}, after Holm "
             f"{' / '.join(map(str, corrected))}"
