@@ -140,3 +140,43 @@ def test_fidelity_tables_compare_each_variant_with_the_default_on_the_same_queri
     assert "| dcgan | 64 | zero | 999 | no |" in budget
     reference = "\n".join(reference_attack_table(study))
     assert "| dcgan | 64 | fullbb |" in reference
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "results" / "cpu_size_seeds"
+# Numbers the prose of "The claims at three seeds" may state without the block: the design and the seeds.
+STRUCTURAL = {"0", "1", "2", "3", "64", "256", "1024", "4096", "0.05", "95"}
+
+
+def _committed_seed_study():
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the runs record their victims relative to where they were launched
+    try:
+        from ganleaks.evaluation.seed_claims import build
+
+        return build([Path("results") / "cpu_size", Path("results") / "cpu_size_seeds"])
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SEEDS / "attack").is_dir(), reason="the size study's seeds are not committed")
+def test_results_doc_block_matches_the_committed_seeds():
+    from ganleaks.evaluation.markdown_blocks import check_markdown_block
+    from ganleaks.evaluation.seed_claims import BLOCK
+
+    study, text = _committed_seed_study()
+    assert study.seeds == [0, 1, 2] and len(study.rows) == 3 * 120
+    check_markdown_block(ROOT / "docs" / "RESULTS.md", BLOCK, text)
+
+
+@pytest.mark.skipif(not (SEEDS / "attack").is_dir(), reason="the size study's seeds are not committed")
+def test_every_number_in_the_seeds_section_is_the_blocks():
+    from ganleaks.evaluation.seed_claims import BLOCK
+    from tests.conftest import prose_numbers_outside_block
+
+    document = (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+    missing = prose_numbers_outside_block(document, "### The claims at three seeds", BLOCK, STRUCTURAL)
+    assert not missing, f"numbers in the seeds section's prose that its generated block does not give: {missing}"

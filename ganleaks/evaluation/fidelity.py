@@ -203,6 +203,10 @@ def figure(study: Fidelity, path: str | os.PathLike) -> Path:
     groups: dict[tuple, list[dict]] = {}
     for row in budget:
         groups.setdefault((row["model"], row["train_size"], row["init"]), []).append(row)
+    for (_model, _size, init), rows in groups.items():  # the studies' own run is the default's point
+        default = study.default(rows[0])
+        if init == DEFAULT_INIT and default is not None and all(int(r["max_iter"]) != DEFAULT_ITER for r in rows):
+            rows.append({**default, "max_iter": DEFAULT_ITER})
     for i, ((model, size, init), rows) in enumerate(sorted(groups.items())):
         rows = sorted(rows, key=lambda r: int(r["max_iter"]))
         iterations = [int(r["max_iter"]) for r in rows]
