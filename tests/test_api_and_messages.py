@@ -155,9 +155,9 @@ def test_help_states_the_defaults_of_the_config(app):
 # --- missing mandatory keys: one line ------------------------------------------------------------------------
 
 
-def _attack(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+def _cli(script: str, args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(REPO / "attack.py"), *args, f"paths.root={tmp_path}"],
+        [sys.executable, str(REPO / script), *args, f"paths.root={tmp_path}"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -166,15 +166,12 @@ def _attack(args: list[str], tmp_path: Path, **env: str) -> subprocess.Completed
     )
 
 
+def _attack(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    return _cli("attack.py", args, tmp_path, **env)
+
+
 def _train(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *args, f"paths.root={tmp_path}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    return _cli("train.py", args, tmp_path)
 
 
 def test_a_missing_mandatory_key_is_one_line_naming_it(tmp_path):

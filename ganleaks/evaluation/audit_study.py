@@ -242,6 +242,8 @@ def figure(items: Sequence[dict], path: str | os.PathLike) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ganleaks.evaluation.plots import save_figure
+
     scales = sorted({(item["train_size"], item["m"]) for item in items}, key=lambda s: (-s[1], s[0] or 0))
     fig, axes = plt.subplots(1, len(scales), figsize=(5.2 * len(scales), 4.6), squeeze=False)
     claims = [item["claimed"] for item in items if item["claimed"]]
@@ -282,12 +284,8 @@ def figure(items: Sequence[dict], path: str | os.PathLike) -> Path:
         ax.set_ylabel("audited lower bound (filled: one-run, hollow: Gaussian-DP)", fontsize=8)
         ax.set_title(f"{size} members, {m} canaries (a bound of 0 on the floor)", fontsize=9)
         ax.legend(fontsize=6, loc="upper left")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def build(paths: Sequence[str | os.PathLike]) -> tuple[list[dict], str]:

@@ -354,6 +354,8 @@ def figure(study: Study, path: str | os.PathLike) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ganleaks.evaluation.plots import save_figure
+
     fig, axes = plt.subplots(1, len(study.attacks), figsize=(4.4 * len(study.attacks), 4.2), squeeze=False)
     markers = {None: "o", 0.0: "s"}
     for ax, attack in zip(axes[0], study.attacks, strict=True):
@@ -383,12 +385,8 @@ def figure(study: Study, path: str | os.PathLike) -> Path:
         ax.set_ylabel("AUC")
         ax.set_title(attack, fontsize=9)
         ax.legend(fontsize=6)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def build(paths: Sequence[str | os.PathLike]) -> tuple[Study, str]:

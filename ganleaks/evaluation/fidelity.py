@@ -196,6 +196,8 @@ def figure(study: Fidelity, path: str | os.PathLike) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ganleaks.evaluation.plots import save_figure
+
     fig, (loss_ax, auc_ax) = plt.subplots(1, 2, figsize=(10, 4.2))
     budget = study.variants(
         lambda r: r["distance"] == "l2" and r["setting"] == "whitebox" and r["init"] is not None and not r["calibrated"]
@@ -228,12 +230,8 @@ def figure(study: Fidelity, path: str | os.PathLike) -> Path:
     loss_ax.set_ylabel("mean reconstruction loss (o members, x non-members)")
     auc_ax.set_ylabel("AUC (uncalibrated)")
     auc_ax.axhline(0.5, color="grey", linewidth=1, linestyle=":")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def build(paths: Sequence[str | os.PathLike]) -> tuple[Fidelity, str]:

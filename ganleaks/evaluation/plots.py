@@ -21,9 +21,10 @@ from ganleaks.io import atomic_path
 log = logging.getLogger(__name__)
 
 
-def _save(figure: plt.Figure, path: str | os.PathLike) -> Path:
-    """Write the figure atomically (a crash never leaves half a PNG) and close it."""
+def save_figure(figure: plt.Figure, path: str | os.PathLike) -> Path:
+    """Write the figure atomically (a crash never leaves half a PNG), creating its folder, and close it."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(path) as tmp:
             figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
@@ -74,7 +75,7 @@ def plot_roc(scores: Tensor, labels: Tensor, path: str | os.PathLike, title: str
     status = "" if found["decided"] else f"{found['status'].upper()} (not a verdict)"
     if title or status:
         figure.suptitle(" - ".join(part for part in (title, status) if part))
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _as_image(x: Tensor):
@@ -125,4 +126,4 @@ def save_reconstruction_grid(
                 axis.set_title("member" if int(labels[i]) == 1 else "non-member", fontsize=7,
                                color="tab:red" if int(labels[i]) == 1 else "tab:blue")  # fmt: skip
         axes[r][0].set_ylabel(name, fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -246,6 +246,8 @@ def figure(cells: dict, path: str | os.PathLike) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ganleaks.evaluation.plots import save_figure
+
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     index = 0
@@ -284,12 +286,8 @@ def figure(cells: dict, path: str | os.PathLike) -> Path:
     ax.set_ylabel("TPR at 1% FPR")
     ax.set_title("offline LiRA with R reference models (dashed: the paper's calibration)")
     ax.legend(fontsize=7)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def build(paths: Sequence[str | os.PathLike]) -> tuple[dict, str]:

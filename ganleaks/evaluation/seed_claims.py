@@ -264,6 +264,8 @@ def figure(study: SeedStudy, path: str | os.PathLike) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ganleaks.evaluation.plots import save_figure
+
     fig, ax = plt.subplots(figsize=(5, 5))
     seeds = study.seeds
     for i, seed in enumerate(seeds[1:], start=1):
@@ -278,12 +280,8 @@ def figure(study: SeedStudy, path: str | os.PathLike) -> Path:
     ax.set_ylabel("AUC at another seed")
     ax.set_title("every attack cell of the study", fontsize=9)
     ax.legend(fontsize=7)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def build(paths: Sequence[str | os.PathLike]) -> tuple[SeedStudy, str]:
