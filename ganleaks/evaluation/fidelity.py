@@ -86,6 +86,12 @@ def _victim(row: dict) -> tuple:
     return (row["model"], int(row["train_size"]), int(row.get("seed") or 0))
 
 
+def _wall(row: dict) -> str:
+    """The attack run's own time (``wall_seconds`` of its ``metrics.json``, without the job's start-up)."""
+    value = row.get("wall_seconds")
+    return "n/a" if value is None else f"{float(value):.0f}"
+
+
 def _auc(row: dict) -> str:
     return format_estimate(row, "auc", 3, with_interval=True)
 
@@ -119,8 +125,9 @@ class Fidelity:
 
 def distance_table(study: Fidelity) -> list[str]:
     lines = [
-        "| victim | n | attack | AUC, distance=l2 (default) | AUC, distance=paper | paper minus l2 [95% CI] |",
-        "|---|---:|---|---:|---:|---:|",
+        "| victim | n | attack | AUC, distance=l2 (default) | AUC, distance=paper | paper minus l2 [95% CI] | "
+        "wall s: l2 / paper |",
+        "|---|---:|---|---:|---:|---:|---:|",
     ]
     for row in study.variants(lambda r: r["distance"] == "paper" and r["setting"] == "whitebox"):
         base = study.default(row)
@@ -128,7 +135,8 @@ def distance_table(study: Fidelity) -> list[str]:
             continue
         attack = "white-box, calibrated" if row["calibrated"] else "white-box"
         lines.append(
-            f"| {row['model']} | {row['train_size']} | {attack} | {_auc(base)} | {_auc(row)} | {_paired(row, base)} |"
+            f"| {row['model']} | {row['train_size']} | {attack} | {_auc(base)} | {_auc(row)} | {_paired(row, base)} | "
+            f"{_wall(base)} / {_wall(row)} |"
         )
     return lines
 
@@ -136,8 +144,8 @@ def distance_table(study: Fidelity) -> list[str]:
 def budget_table(study: Fidelity) -> list[str]:
     lines = [
         "| victim | n | start | iterations | calibrated | AUC [95% CI] | minus the default (nn, 100) [95% CI] | "
-        "mean loss, members | mean loss, non-members |",
-        "|---|---:|---|---:|---|---:|---:|---:|---:|",
+        "mean loss, members | mean loss, non-members | wall s |",
+        "|---|---:|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     budget = study.variants(lambda r: r["distance"] == "l2" and r["setting"] == "whitebox" and r["init"] is not None)
     for row in budget:
@@ -149,7 +157,7 @@ def budget_table(study: Fidelity) -> list[str]:
         lines.append(
             f"| {row['model']} | {row['train_size']} | {row['init']} | {int(row['max_iter']):,} | "
             f"{'yes (the reference reconstructed alike)' if row['calibrated'] else 'no'} | "
-            f"{_auc(row)} | {versus} | {members:.5f} | {others:.5f} |"
+            f"{_auc(row)} | {versus} | {members:.5f} | {others:.5f} | {_wall(row)} |"
         )
     return lines
 
