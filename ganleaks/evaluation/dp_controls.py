@@ -128,10 +128,14 @@ class Study:
 def _matched(study: Study, dp: Victim, seed: int) -> Victim | None:
     """The stopped no-DP victim whose Fréchet distance at ``seed`` is nearest the DP victim's."""
     target = study.fid(dp, seed)[0]
-    stopped = [v for v in study.victims if v.sigma is None and v.order[1] == 1 and study.fid(v, seed)[0] is not None]
-    if target is None or not stopped:
+    distances = {
+        v: fid
+        for v in study.victims
+        if v.sigma is None and v.order[1] == 1 and (fid := study.fid(v, seed)[0]) is not None
+    }
+    if target is None or not distances:
         return None
-    return min(stopped, key=lambda v: abs(float(study.fid(v, seed)[0]) - float(target)))
+    return min(distances, key=lambda v: abs(float(distances[v]) - float(target)))
 
 
 def build_study(items: list[dict]) -> Study:

@@ -63,7 +63,8 @@ def describe(row: dict) -> dict:
 
 def _mean_losses(run_dir: str | Path) -> tuple[float, float]:
     """Mean victim loss of the members and of the non-members (``scores.csv``)."""
-    members, others = [], []
+    members: list[float] = []
+    others: list[float] = []
     with (Path(run_dir) / "scores.csv").open() as handle:
         for line in csv.DictReader(handle):
             try:
@@ -107,7 +108,7 @@ def _paired(variant: dict, default: dict) -> str:
 class Fidelity:
     def __init__(self, rows: Sequence[dict]) -> None:
         self.rows = [describe(row) for row in rows if row.get("victim_kind", "run") == "run"]
-        self.defaults = {}
+        self.defaults: dict[tuple, dict] = {}
         for row in self.rows:
             if _is_default(row):
                 self.defaults.setdefault((_victim(row), row["setting"], row["calibrated"]), row)
