@@ -2,14 +2,15 @@
 
 Each seed's attack runs give the claims' comparisons (:func:`ganleaks.evaluation.claims.check_claims`, each a
 difference of AUCs with its bootstrap interval and a two-sided p-value). A claim that is a count of wins (C1,
-C2, C3, C5) makes many comparisons, so its count is corrected: Holm's step-down procedure at 0.05 over every
+C2, C3, C5, C6) makes many comparisons, so its count is corrected: Holm's step-down procedure at 0.05 over every
 comparison of that claim at every seed (the family). A comparison **holds across seeds** only where it holds
 after the correction at every seed; it is **reversed** where it is reversed (after the correction) at any.
 
     python -m ganleaks.evaluation.seed_claims results/cpu_size results/cpu_size_seeds \\
         --out results/cpu_size_seeds/report --doc docs/RESULTS.md
 
-``--doc`` rewrites the ``cpu_size-seeds`` block of that document (``--check``: fail instead when it is stale).
+``--doc`` rewrites the ``cpu_size-seeds`` block of that document (``--check``: fail instead when it is stale);
+``--block cpu_k-seeds`` names another block (the k study's, for C6).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ganleaks.evaluation.runs import gather
 
 BLOCK = "cpu_size-seeds"
 ALPHA = 0.05
-COUNTED = ("C1", "C2", "C3", "C5")
+COUNTED = ("C1", "C2", "C3", "C5", "C6")
 _DIFFERENCE = re.compile(r"^([-+]?[\d.]+) \[([-+]?[\d.]+), ([-+]?[\d.]+)\]$")
 
 
@@ -223,12 +224,19 @@ def bullets(study: SeedStudy) -> list[str]:
 
 
 def _auc_cells(rows: Sequence[dict]) -> dict[tuple, dict[int, dict]]:
+    """``{(model, "n=<size>", setting, calibration): {seed: row}}``; a setting run at several k (the k study) is
+    one cell per k (``fullbb k=300``)."""
+    ks: dict[tuple, set] = defaultdict(set)
+    for row in rows:
+        ks[(row["model"], row["train_size"], str(row["setting"]))].add(row.get("k"))
     cells: dict[tuple, dict[int, dict]] = defaultdict(dict)
     for row in rows:
         calibrated = "calibrated" if row.get("calibration") not in (None, "none") else "uncalibrated"
-        cells[(row["model"], f"n={row['train_size']}", str(row["setting"]), calibrated)][int(row.get("seed") or 0)] = (
-            row
-        )
+        setting = str(row["setting"])
+        if len(ks[(row["model"], row["train_size"], setting)]) > 1:
+            setting += f" k={row['k']}"
+        key = (row["model"], f"n={row['train_size']}", setting, calibrated)
+        cells[key][int(row.get("seed") or 0)] = row
     return cells
 
 
@@ -293,13 +301,25 @@ def build(paths: Sequence[str | os.PathLike]) -> tuple[SeedStudy, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The study command line, with ``--block NAME`` for a study other than the size study (``cpu_k-seeds``)."""
+    import sys
+
     from ganleaks.evaluation.study_cli import run_study_command
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    block = BLOCK
+    if "--block" in args:
+        at = args.index("--block")
+        if at + 1 >= len(args):
+            print("error: --block needs a block name", file=sys.stderr)
+            return 2
+        block = args[at + 1]
+        del args[at : at + 2]
     return run_study_command(
-        argv,
+        args,
         prog="python -m ganleaks.evaluation.seed_claims",
         description=__doc__,
-        block=BLOCK,
+        block=block,
         build=build,
         figure=figure,
         markdown_name="seed_claims.md",
