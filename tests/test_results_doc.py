@@ -94,8 +94,9 @@ def _glance_rows(document: str) -> dict[str, str]:
 
 
 # Generated blocks beside the studies' numbers whose bullets speak of a claim (``* **C4** ...``): C4's controls
-# (Part 6, ganleaks.evaluation.dp_controls) and the size study's claims over seeds (ganleaks.evaluation.seed_claims).
-CLAIM_BLOCKS = ("dp-controls", "cpu_size-seeds")
+# (Part 6, ganleaks.evaluation.dp_controls) and the size and k studies' claims over seeds
+# (ganleaks.evaluation.seed_claims).
+CLAIM_BLOCKS = ("dp-controls", "cpu_size-seeds", "cpu_k-seeds")
 
 
 def _bullets(claim: str) -> str:

@@ -180,3 +180,35 @@ def test_every_number_in_the_seeds_section_is_the_blocks():
     document = (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8")
     missing = prose_numbers_outside_block(document, "### The claims at three seeds", BLOCK, STRUCTURAL)
     assert not missing, f"numbers in the seeds section's prose that its generated block does not give: {missing}"
+
+
+K_SEEDS = ROOT / "results" / "cpu_k_seeds"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (K_SEEDS / "attack").is_dir(), reason="the k study's seeds are not committed")
+def test_results_doc_block_matches_the_committed_k_seeds():
+    import os
+
+    from ganleaks.evaluation.markdown_blocks import check_markdown_block
+    from ganleaks.evaluation.seed_claims import build
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        study, text = build([Path("results") / "cpu_k", Path("results") / "cpu_k_seeds"])
+    finally:
+        os.chdir(cwd)
+    assert study.seeds == [0, 1, 2] and len(study.rows) == 3 * 96
+    assert ("C6", "") in study.families
+    check_markdown_block(ROOT / "docs" / "RESULTS.md", "cpu_k-seeds", text)
+
+
+@pytest.mark.skipif(not (K_SEEDS / "attack").is_dir(), reason="the k study's seeds are not committed")
+def test_every_number_in_the_k_seeds_section_is_the_blocks():
+    from tests.conftest import prose_numbers_outside_block
+
+    document = (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+    structural = STRUCTURAL | {"100", "30000"}
+    missing = prose_numbers_outside_block(document, "### C6 at three seeds", "cpu_k-seeds", structural)
+    assert not missing, f"numbers in the k study's seeds section that its generated block does not give: {missing}"

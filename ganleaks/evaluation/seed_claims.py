@@ -242,9 +242,9 @@ def _auc_cells(rows: Sequence[dict]) -> dict[tuple, dict[int, dict]]:
 
 def markdown(study: SeedStudy) -> str:
     lines = [
-        f"Seeds {', '.join(map(str, study.seeds))}; each claim's comparisons as in the size study (paired or, for "
-        f"C1, unpaired bootstrap differences of AUC); Holm's correction at {ALPHA:g} over every comparison of a claim "
-        "at every seed (p-values from the bootstrap standard error).",
+        f"Seeds {', '.join(map(str, study.seeds))}; each claim's comparisons as in the study's own claims (paired "
+        f"or, for C1, unpaired bootstrap differences of AUC); Holm's correction at {ALPHA:g} over every comparison "
+        "of a claim at every seed (p-values from the bootstrap standard error).",
         "",
         *claim_table(study),
         "",
